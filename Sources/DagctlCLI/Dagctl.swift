@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+
+/// The `dagctl` command line.
+public struct Dagctl: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "dagctl",
+        abstract: "A one-shot, file-based, declarative reconciler that deploys dbt projects.",
+        subcommands: [PlanCommand.self, ValidateCommand.self, StatusCommand.self])
+
+    public init() {}
+}
+
+public enum DagctlMain {
+    /// Runs the command line; usage errors exit 2 (SPEC §6), not ArgumentParser's 64.
+    public static func run() -> Never {
+        do {
+            var command = try Dagctl.parseAsRoot()
+            try command.run()
+            Foundation.exit(0)
+        } catch {
+            let code = Dagctl.exitCode(for: error)
+            if code.rawValue == 64 {
+                FileHandle.standardError.write(Data((Dagctl.fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            Dagctl.exit(withError: error)
+        }
+    }
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json, markdown
+}
+
+/// Where dagctl reads from. Flags win over the DAGCTL_* variables, which win over the defaults.
+struct InputOptions: ParsableArguments {
+    @Option(help: "The dbt project's git repository (env DAGCTL_REPO).")
+    var repo: String = ProcessInfo.processInfo.environment["DAGCTL_REPO"] ?? "."
+
+    @Option(help: "The desired-state directory (env DAGCTL_DESIRED).")
+    var desired: String = ProcessInfo.processInfo.environment["DAGCTL_DESIRED"] ?? "desired"
+
+    @Option(help: "The JSON state file (env DAGCTL_STATE).")
+    var state: String = ProcessInfo.processInfo.environment["DAGCTL_STATE"] ?? "state/state.json"
+}
+
+struct StateOption: ParsableArguments {
+    @Option(help: "The JSON state file (env DAGCTL_STATE).")
+    var state: String = ProcessInfo.processInfo.environment["DAGCTL_STATE"] ?? "state/state.json"
+}
+
+/// A failure already explained to the user: exit with `code`, print nothing more.
+struct Failure: Error, CustomStringConvertible {
+    var message: String
+    var code: Int32 = 1
+    var description: String { message }
+}
+
+enum Console {
+    static func out(_ text: String) {
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+
+    static func err(_ text: String) {
+        FileHandle.standardError.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
+    }
+
+    /// Prints `message` as an error and exits.
+    static func fail(_ message: String, code: Int32 = 1) -> ExitCode {
+        err("error: " + message)
+        return ExitCode(code)
+    }
+}

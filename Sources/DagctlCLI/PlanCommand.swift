@@ -1,0 +1,34 @@
+import ArgumentParser
+import DagctlEngine
+
+struct PlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Preview what reconcile would do: the next plan of each environment. Writes and runs nothing.")
+
+    @OptionGroup var inputs: InputOptions
+
+    @Option(name: .customLong("env"), help: "Only this environment (repeatable).")
+    var environments: [String] = []
+
+    @Option(help: "Preview the plan the environment would get if its ref pointed at REF (a pull-request branch).")
+    var ref: String?
+
+    @Option(help: "Diff against COMMIT instead of the deployed commit.")
+    var base: String?
+
+    @Option(help: "text, json or markdown.")
+    var output: OutputFormat = .text
+
+    func run() throws {
+        let session = try Session.open(inputs)
+        let planner = session.planner
+        let reports = planner.selectedEnvironments(environments).map { planner.preview($0, ref: ref, base: base) }
+        switch output {
+        case .json: Console.out(ReportJSON.document(reports))
+        case .markdown: Console.out(ReportMarkdown.render(reports, title: "plan"))
+        case .text: Console.out(ReportText.render(reports))
+        }
+        if reports.contains(where: { !$0.errors.isEmpty }) { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,64 @@
+import DagctlEngine
+import DagctlPlanning
+
+/// The same report as a pull-request comment.
+enum ReportMarkdown {
+    static func render(_ reports: [EnvironmentReport], title: String) -> String {
+        var out = "## dagctl \(title)\n"
+        for r in reports { out += "\n" + environment(r) }
+        return out
+    }
+
+    static func code(_ s: String) -> String { "`" + s.replacingOccurrences(of: "`", with: "'") + "`" }
+    static func cell(_ s: String) -> String { s.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ") }
+
+    static func environment(_ r: EnvironmentReport) -> String {
+        var out = "### \(code(r.name))"
+        if let spec = r.spec { out += spec.protected ? " (protected)" : " (unprotected)" }
+        out += "\n\n| | |\n|---|---|\n"
+        if let ref = r.ref { out += "| ref | \(code(ref))\(r.head.map { " @ " + code(ReportText.short($0)) } ?? "") |\n" }
+        if let d = r.deployed {
+            out += "| deployed | \(code(d.plan)), version \(d.version), commit \(code(ReportText.short(d.commit))) |\n"
+        } else {
+            out += "| deployed | nothing yet |\n"
+        }
+        if let p = r.plan {
+            out += "| plan | \(code(p.id)) **\(p.status.rawValue)**\(r.isNewPlan ? " (new)" : "")\(p.author.map { ", author \($0)" } ?? "") |\n"
+            switch p.scope {
+            case .selective: out += "| scope | selective: \(p.select.map(code).joined(separator: " ")) |\n"
+            case .all: out += "| scope | all |\n"
+            case .buildOnly: out += "| scope | build_only (no dbt run) |\n"
+            }
+            if let command = r.command { out += "| command | \(code(command.joined(separator: " "))) |\n" }
+            if let review = r.approvals {
+                let text: String
+                switch review.outcome {
+                case .approved: text = "approved (\(review.validApprovals) of \(review.required))"
+                case .rejected: text = "rejected"
+                case .waiting: text = "\(review.validApprovals) of \(review.required): \(review.waitingSummary)"
+                }
+                out += "| approvals | \(cell(text)) |\n"
+            }
+            if r.commitsBehind > 0 { out += "| behind | head is \(r.commitsBehind) commit(s) ahead of this plan |\n" }
+            if let review = r.approvals, !review.verdicts.isEmpty {
+                out += "\n"
+                for v in review.verdicts {
+                    out += v.valid ? "- ✅ \(v.by) \(v.decision?.rawValue ?? "")\n" : "- ❌ \(v.by): \(cell(v.reason ?? ""))\n"
+                }
+            }
+            if !p.changes.isEmpty {
+                out += "\n<details><summary>\(p.changes.count) changed file\(p.changes.count == 1 ? "" : "s")</summary>\n\n"
+                out += "| category | change | path |\n|---|---|---|\n"
+                for c in p.changes.sorted(by: { ($0.category.rawValue, $0.path) < ($1.category.rawValue, $1.path) }) {
+                    let path = c.oldPath.map { "\(code($0)) → \(code(c.path))" } ?? code(c.path)
+                    out += "| \(c.category.rawValue) | \(c.change.rawValue) | \(path) |\n"
+                }
+                out += "\n</details>\n"
+            }
+            if !p.warnings.isEmpty { out += "\n" + p.warnings.map { "> ⚠️ \(cell($0))\n" }.joined() }
+        }
+        if !r.actions.isEmpty { out += "\n" + r.actions.map { "- \(cell($0))\n" }.joined() }
+        if !r.errors.isEmpty { out += "\n" + r.errors.map { "> ❗ \(cell($0))\n" }.joined() }
+        return out
+    }
+}

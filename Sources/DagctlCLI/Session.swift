@@ -1,0 +1,35 @@
+import DagctlBackends
+import DagctlEngine
+import DagctlGit
+import DagctlPlanning
+import DagctlSpec
+import DagctlState
+import ArgumentParser
+
+/// The three inputs of a run, loaded and checked: the repository, the desired state and the state file.
+/// Problems that stop every environment (no repository, bad members.yaml, unreadable state) end the
+/// command here with a clear message and exit 1.
+struct Session {
+    let repo: GitRepository
+    let desired: DesiredState
+    let store: StateStore
+    let state: StateFile
+
+    static func open(_ inputs: InputOptions) throws -> Session {
+        let repo: GitRepository
+        do { repo = try GitRepository.open(inputs.repo) } catch { throw Console.fail(error.description) }
+        let desired = DesiredState.load(inputs.desired)
+        if !desired.membersOK {
+            let problems = desired.issues.filter { !$0.file.contains("/environments/") }
+            throw Console.fail("the desired state cannot be used:\n" + problems.map { "  " + $0.description }.joined(separator: "\n"))
+        }
+        let store = StateStore(path: inputs.state)
+        let state: StateFile
+        do { state = try store.load() } catch { throw Console.fail(error.description) }
+        return Session(repo: repo, desired: desired, store: store, state: state)
+    }
+
+    var planner: Planner {
+        Planner(repo: repo, desired: desired, state: state, verify: SSHSignatures.verify)
+    }
+}

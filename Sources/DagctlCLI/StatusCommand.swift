@@ -1,0 +1,50 @@
+import ArgumentParser
+import DagctlEngine
+import DagctlState
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show what is deployed where and each environment's newest plan, from the state file only.")
+
+    @OptionGroup var stateOption: StateOption
+
+    @Option(name: .customLong("env"), help: "Only this environment (repeatable).")
+    var environments: [String] = []
+
+    @Option(help: "text or json.")
+    var output: OutputFormat = .text
+
+    func validate() throws {
+        if output == .markdown { throw ValidationError("status prints text or json") }
+    }
+
+    func run() throws {
+        let store = StateStore(path: stateOption.state)
+        let state: StateFile
+        do { state = try store.load() } catch { throw Console.fail(error.description) }
+        if !store.exists && output == .text { Console.err("no state file at \(store.path) yet: nothing has been reconciled") }
+        let names = environments.isEmpty ? state.environments.keys.sorted() : environments
+        let reports = names.map { name -> EnvironmentReport in
+            var report = EnvironmentReport(name: name)
+            guard let env = state.environments[name] else {
+                report.errors.append("no environment '\(name)' in \(store.path)")
+                return report
+            }
+            report.ref = env.ref
+            report.head = env.head
+            report.deployed = env.deployed
+            report.plan = env.plans.last
+            report.waitingFor = env.plans.dropLast().filter { !$0.status.isFinal && $0.status != .failed }.map(\.id)
+            if let plan = env.plans.last, let head = env.head, head != plan.commit {
+                report.actions.append("head \(String(head.prefix(10))) differs from the plan's commit")
+            }
+            return report
+        }
+        switch output {
+        case .json: Console.out(ReportJSON.document(reports))
+        default: Console.out(reports.isEmpty ? "no environments in \(store.path)\n" : ReportText.render(reports))
+        }
+        if reports.contains(where: { !$0.errors.isEmpty }) { throw ExitCode(1) }
+    }
+}

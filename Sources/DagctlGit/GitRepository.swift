@@ -1,0 +1,286 @@
+import CLibGit2
+import Foundation
+
+/// A full 40-hex commit or object id.
+public struct ObjectID: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let hex: String
+    public init(hex: String) { self.hex = hex }
+    public var description: String { hex }
+    public var short: String { String(hex.prefix(10)) }
+    public static func < (a: ObjectID, b: ObjectID) -> Bool { a.hex < b.hex }
+
+    init(_ oid: git_oid) {
+        var oid = oid
+        var buffer = [CChar](repeating: 0, count: 41)
+        git_oid_fmt(&buffer, &oid)
+        buffer[40] = 0
+        hex = String(cString: buffer)
+    }
+
+    var raw: git_oid? {
+        var oid = git_oid()
+        return git_oid_fromstrn(&oid, hex, hex.utf8.count) == 0 && hex.utf8.count == 40 ? oid : nil
+    }
+}
+
+/// What went wrong in a git operation, with libgit2's own message.
+public struct GitError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+
+    /// Builds an error from libgit2's last error, which must be read right after the failing call.
+    static func last(_ what: String, code: Int32) -> GitError {
+        let detail = git_error_last().flatMap { $0.pointee.message.map { String(cString: $0) } } ?? "error \(code)"
+        return GitError("\(what): \(detail)")
+    }
+}
+
+/// One changed path between two trees. Paths are relative to the repository root.
+public struct TreeChange: Sendable, Equatable {
+    public enum Kind: String, Sendable { case added, modified, deleted, renamed }
+    public var path: String
+    public var oldPath: String?
+    public var kind: Kind
+
+    public init(path: String, oldPath: String? = nil, kind: Kind) {
+        self.path = path
+        self.oldPath = oldPath
+        self.kind = kind
+    }
+}
+
+public struct CommitInfo: Sendable, Equatable {
+    public var id: ObjectID
+    public var authorName: String
+    public var authorEmail: String
+    public var summary: String
+}
+
+private let libgit2Ready: Int32 = git_libgit2_init()
+
+/// A git repository read through libgit2. This is the only type in dagctl that touches libgit2.
+/// One instance is used from one thread at a time.
+public final class GitRepository: @unchecked Sendable {
+    private let handle: OpaquePointer
+    public let path: String
+
+    private init(handle: OpaquePointer, path: String) {
+        self.handle = handle
+        self.path = path
+    }
+
+    deinit { git_repository_free(handle) }
+
+    public static func open(_ path: String) throws(GitError) -> GitRepository {
+        _ = libgit2Ready
+        var repo: OpaquePointer?
+        let code = git_repository_open_ext(&repo, path, 0, nil)
+        guard code == 0, let repo else {
+            if code == GIT_ENOTFOUND.rawValue {
+                throw GitError("'\(path)' is not a git repository (or any parent up to the filesystem root); pass --repo DIR or set DAGCTL_REPO")
+            }
+            if code == GIT_EOWNER.rawValue {
+                throw GitError.last("cannot open '\(path)': it is owned by another user; run dagctl as its owner, or add it with 'git config --global --add safe.directory \(path)'", code: code)
+            }
+            throw GitError.last("cannot open the git repository at '\(path)'", code: code)
+        }
+        return GitRepository(handle: repo, path: path)
+    }
+
+    // MARK: refs and commits
+
+    /// Resolves a branch, remote-tracking branch, tag or commit id to the commit it names.
+    public func resolveCommit(_ ref: String) throws(GitError) -> ObjectID {
+        var object: OpaquePointer?
+        var code = git_revparse_single(&object, handle, ref)
+        guard code == 0, let object else {
+            if code == GIT_ENOTFOUND.rawValue || code == GIT_EAMBIGUOUS.rawValue || code == GIT_EINVALIDSPEC.rawValue {
+                throw GitError("ref '\(ref)' was not found in the repository '\(path)' (no such branch, remote-tracking branch, tag or commit)")
+            }
+            throw GitError.last("cannot resolve ref '\(ref)'", code: code)
+        }
+        defer { git_object_free(object) }
+        var commit: OpaquePointer?
+        code = git_object_peel(&commit, object, GIT_OBJECT_COMMIT)
+        guard code == 0, let commit else { throw GitError.last("ref '\(ref)' does not point at a commit", code: code) }
+        defer { git_object_free(commit) }
+        return ObjectID(git_object_id(commit).pointee)
+    }
+
+    /// Whether `id` names a commit present in the repository.
+    public func hasCommit(_ id: ObjectID) -> Bool {
+        guard var oid = id.raw else { return false }
+        var commit: OpaquePointer?
+        guard git_commit_lookup(&commit, handle, &oid) == 0 else { return false }
+        git_commit_free(commit)
+        return true
+    }
+
+    public func commitInfo(_ id: ObjectID) throws(GitError) -> CommitInfo {
+        let commit = try lookupCommit(id)
+        defer { git_commit_free(commit) }
+        return info(commit)
+    }
+
+    /// How many commits `head` has that `pinned` does not.
+    public func commitsAhead(_ head: ObjectID, of pinned: ObjectID) throws(GitError) -> Int {
+        guard var a = head.raw, var b = pinned.raw else { throw GitError("invalid commit id") }
+        var ahead = 0, behind = 0
+        let code = git_graph_ahead_behind(&ahead, &behind, handle, &a, &b)
+        guard code == 0 else { throw GitError.last("cannot count commits between \(pinned.short) and \(head.short)", code: code) }
+        return ahead
+    }
+
+    // MARK: blobs
+
+    /// The content of the file at `path` in `commit`, or nil when the commit has no such file.
+    public func file(_ path: String, at commit: ObjectID) throws(GitError) -> Data? {
+        guard let blobID = try blobID(path, at: commit) else { return nil }
+        return try blob(blobID)
+    }
+
+    /// The blob id of `path` in `commit`, or nil where there is none (or it is not a file).
+    public func blobID(_ path: String, at commit: ObjectID) throws(GitError) -> ObjectID? {
+        let c = try lookupCommit(commit)
+        defer { git_commit_free(c) }
+        return try blobID(path, inCommit: c)
+    }
+
+    public func blob(_ id: ObjectID) throws(GitError) -> Data {
+        guard var oid = id.raw else { throw GitError("invalid blob id") }
+        var blob: OpaquePointer?
+        let code = git_blob_lookup(&blob, handle, &oid)
+        guard code == 0, let blob else { throw GitError.last("cannot read blob \(id.short)", code: code) }
+        defer { git_blob_free(blob) }
+        let size = Int(git_blob_rawsize(blob))
+        guard size > 0, let raw = git_blob_rawcontent(blob) else { return Data() }
+        return Data(bytes: raw, count: size)
+    }
+
+    private func blobID(_ path: String, inCommit commit: OpaquePointer) throws(GitError) -> ObjectID? {
+        var tree: OpaquePointer?
+        var code = git_commit_tree(&tree, commit)
+        guard code == 0, let tree else { throw GitError.last("cannot read a commit's tree", code: code) }
+        defer { git_tree_free(tree) }
+        var entry: OpaquePointer?
+        code = git_tree_entry_bypath(&entry, tree, path)
+        if code == GIT_ENOTFOUND.rawValue { return nil }
+        guard code == 0, let entry else { throw GitError.last("cannot look up '\(path)'", code: code) }
+        defer { git_tree_entry_free(entry) }
+        guard git_tree_entry_type(entry) == GIT_OBJECT_BLOB else { return nil }
+        return ObjectID(git_tree_entry_id(entry).pointee)
+    }
+
+    // MARK: diff
+
+    /// The changes from `base`'s tree (the empty tree when nil) to `commit`'s, with rename detection
+    /// and no limit on the number of renames. Sorted by path.
+    public func diff(from base: ObjectID?, to commit: ObjectID) throws(GitError) -> [TreeChange] {
+        let newTree = try tree(of: commit)
+        defer { git_tree_free(newTree) }
+        let oldTree = try base.map { (b: ObjectID) throws(GitError) in try tree(of: b) }
+        defer { if let oldTree { git_tree_free(oldTree) } }
+
+        var options = git_diff_options()
+        git_diff_options_init(&options, UInt32(GIT_DIFF_OPTIONS_VERSION))
+        var diff: OpaquePointer?
+        var code = git_diff_tree_to_tree(&diff, handle, oldTree, newTree, &options)
+        guard code == 0, let diff else { throw GitError.last("cannot diff \(base?.short ?? "the empty tree") against \(commit.short)", code: code) }
+        defer { git_diff_free(diff) }
+
+        var find = git_diff_find_options()
+        git_diff_find_options_init(&find, UInt32(GIT_DIFF_FIND_OPTIONS_VERSION))
+        find.flags = GIT_DIFF_FIND_RENAMES.rawValue
+        find.rename_limit = Int.max  // the default (1,000) also caps exact renames
+        code = git_diff_find_similar(diff, &find)
+        guard code == 0 else { throw GitError.last("rename detection failed", code: code) }
+
+        var changes: [TreeChange] = []
+        let count = git_diff_num_deltas(diff)
+        changes.reserveCapacity(count)
+        for i in 0..<count {
+            guard let delta = git_diff_get_delta(diff, i)?.pointee else { continue }
+            let newPath = String(cString: delta.new_file.path)
+            let oldPath = String(cString: delta.old_file.path)
+            switch delta.status {
+            case GIT_DELTA_ADDED: changes.append(TreeChange(path: newPath, kind: .added))
+            case GIT_DELTA_DELETED: changes.append(TreeChange(path: oldPath, kind: .deleted))
+            case GIT_DELTA_RENAMED: changes.append(TreeChange(path: newPath, oldPath: oldPath, kind: .renamed))
+            case GIT_DELTA_UNMODIFIED: continue
+            default: changes.append(TreeChange(path: newPath, kind: .modified))
+            }
+        }
+        return changes.sorted { $0.path < $1.path }
+    }
+
+    // MARK: history
+
+    /// The newest commit in `base..commit` (all of `commit`'s history when `base` is nil or absent)
+    /// whose `path` differs from every parent's and for which `changed(old, new)` holds; `old` is the
+    /// file in the first parent. Walks newest first and stops at the first match.
+    public func newestCommit(changing path: String, from base: ObjectID?, to commit: ObjectID,
+                             where changed: (Data?, Data?) throws -> Bool) throws -> CommitInfo? {
+        var walk: OpaquePointer?
+        var code = git_revwalk_new(&walk, handle)
+        guard code == 0, let walk else { throw GitError.last("cannot walk history", code: code) }
+        defer { git_revwalk_free(walk) }
+        git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL.rawValue | GIT_SORT_TIME.rawValue)
+        guard var start = commit.raw else { throw GitError("invalid commit id") }
+        code = git_revwalk_push(walk, &start)
+        guard code == 0 else { throw GitError.last("cannot walk from \(commit.short)", code: code) }
+        if let base, hasCommit(base), var hide = base.raw {
+            code = git_revwalk_hide(walk, &hide)
+            guard code == 0 else { throw GitError.last("cannot walk from \(base.short)", code: code) }
+        }
+        var oid = git_oid()
+        while git_revwalk_next(&oid, walk) == 0 {
+            var c: OpaquePointer?
+            code = git_commit_lookup(&c, handle, &oid)
+            guard code == 0, let c else { throw GitError.last("cannot read a commit", code: code) }
+            defer { git_commit_free(c) }
+            let mine = try blobID(path, inCommit: c)
+            var parentBlobs: [ObjectID?] = []
+            for p in 0..<git_commit_parentcount(c) {
+                var parent: OpaquePointer?
+                code = git_commit_parent(&parent, c, p)
+                guard code == 0, let parent else { throw GitError.last("cannot read a parent commit", code: code) }
+                defer { git_commit_free(parent) }
+                parentBlobs.append(try blobID(path, inCommit: parent))
+            }
+            // Like git's TREESAME: a merge that took the file from one parent did not change it.
+            if parentBlobs.contains(where: { $0 == mine }) { continue }
+            let old = try parentBlobs.first.flatMap { $0 }.map { (id: ObjectID) throws(GitError) in try blob(id) }
+            let new = try mine.map { (id: ObjectID) throws(GitError) in try blob(id) }
+            if try changed(old, new) { return info(c) }
+        }
+        return nil
+    }
+
+    // MARK: helpers
+
+    private func lookupCommit(_ id: ObjectID) throws(GitError) -> OpaquePointer {
+        guard var oid = id.raw else { throw GitError("'\(id.hex)' is not a full commit id") }
+        var commit: OpaquePointer?
+        let code = git_commit_lookup(&commit, handle, &oid)
+        guard code == 0, let commit else { throw GitError.last("commit \(id.short) is not in the repository '\(path)'", code: code) }
+        return commit
+    }
+
+    private func tree(of commit: ObjectID) throws(GitError) -> OpaquePointer {
+        let c = try lookupCommit(commit)
+        defer { git_commit_free(c) }
+        var tree: OpaquePointer?
+        let code = git_commit_tree(&tree, c)
+        guard code == 0, let tree else { throw GitError.last("cannot read the tree of \(commit.short)", code: code) }
+        return tree
+    }
+
+    private func info(_ commit: OpaquePointer) -> CommitInfo {
+        let author = git_commit_author(commit)?.pointee
+        return CommitInfo(id: ObjectID(git_commit_id(commit).pointee),
+                          authorName: author?.name.map { String(cString: $0) } ?? "",
+                          authorEmail: author?.email.map { String(cString: $0) } ?? "",
+                          summary: git_commit_summary(commit).map { String(cString: $0) } ?? "")
+    }
+}

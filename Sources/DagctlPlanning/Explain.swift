@@ -1,0 +1,106 @@
+import DagctlSpec
+
+/// What a plan will run, decided from its changes alone.
+public struct ScopeDecision: Sendable, Equatable {
+    public var scope: Scope
+    public var select: [String]
+    public var warnings: [String]
+}
+
+/// Why the diff cannot be trusted to pick models, if it cannot.
+public enum BaseSituation: Sendable, Equatable {
+    /// The environment has a deployed commit that is in the repository.
+    case known
+    /// Nothing was ever deployed here.
+    case firstDeploy
+    /// The deployed commit is not in the repository (force-push, shallow clone).
+    case missing(String)
+}
+
+public enum Explain {
+    /// A raw tree change, put into its category (SPEC §3). A rename is categorized by its new path.
+    public static func categorize(path: String, oldPath: String?, kind: ChangeKind, using categorizer: Categorizer) -> Change {
+        Change(path: path, oldPath: kind == .renamed ? oldPath : nil, change: kind, category: categorizer.category(of: path))
+    }
+
+    /// Scope and selection (SPEC §3): `all` on a first deploy, a missing base, or any test, macro, seed,
+    /// snapshot or config change (on either side of a rename); `selective` when models were added,
+    /// modified or renamed to a model path; `build_only` otherwise.
+    public static func scope(of changes: [Change], base: BaseSituation, categorizer: Categorizer,
+                             selectDownstream: Bool) -> ScopeDecision {
+        var warnings: [String] = []
+        var deleted: [(name: String, path: String)] = []
+        var selected: Set<String> = []
+        var forcing: [Change] = []
+
+        for change in changes {
+            let oldCategory = change.oldPath.map(categorizer.category(of:))
+            if change.category.forcesFullBuild || (oldCategory?.forcesFullBuild ?? false) { forcing.append(change) }
+            switch change.change {
+            case .deleted where change.category == .model:
+                deleted.append((Categorizer.modelName(change.path), change.path))
+            case .renamed:
+                if change.category == .model { selected.insert(Categorizer.modelName(change.path)) }
+                if oldCategory == .model, let old = change.oldPath,
+                   change.category != .model || Categorizer.modelName(old) != Categorizer.modelName(change.path) {
+                    deleted.append((Categorizer.modelName(old), old))
+                }
+            case .added, .modified:
+                if change.category == .model { selected.insert(Categorizer.modelName(change.path)) }
+            case .deleted:
+                break
+            }
+        }
+        // A name still selected (moved to another folder) is not gone from the warehouse.
+        for gone in deleted where !selected.contains(gone.name) {
+            warnings.append("model '\(gone.name)' (\(gone.path)) was removed; its relation stays in the warehouse until dropped by hand")
+        }
+
+        switch base {
+        case .firstDeploy:
+            return ScopeDecision(scope: .all, select: [], warnings: warnings)
+        case .missing(let sha):
+            warnings.insert("base commit \(sha) is not in the repository; planning a full build", at: 0)
+            return ScopeDecision(scope: .all, select: [], warnings: warnings)
+        case .known:
+            break
+        }
+        if !forcing.isEmpty {
+            return ScopeDecision(scope: .all, select: [], warnings: warnings)
+        }
+        if !selected.isEmpty {
+            let names = selected.sorted().map { selectDownstream ? $0 + "+" : $0 }
+            return ScopeDecision(scope: .selective, select: names, warnings: warnings)
+        }
+        return ScopeDecision(scope: .buildOnly, select: [], warnings: warnings)
+    }
+
+    /// The dbt command of the run phase, without backend-specific paths; nil for `build_only`.
+    public static func dbtCommand(scope: Scope, select: [String], target: String) -> [String]? {
+        switch scope {
+        case .buildOnly: return nil
+        case .all: return ["dbt", "build", "--target", target]
+        case .selective: return ["dbt", "build", "--select"] + select + ["--target", target]
+        }
+    }
+}
+
+/// What to do when an environment's head has been read (SPEC §3, "When a plan is created").
+public enum NextPlanDecision: Sendable, Equatable {
+    /// The head has the newest plan's version: no new plan.
+    case keep(Plan)
+    /// Explain a new plan; `supersede` lists the ids of older pending plans it replaces.
+    case create(supersede: [String])
+    /// The head's version is lower than the newest plan's: an error for this environment.
+    case versionWentBackwards(newest: Plan)
+
+    /// `plans` are the environment's plans, oldest first.
+    public static func decide(headVersion: Version, plans: [Plan]) -> NextPlanDecision {
+        guard let newest = plans.last, let newestVersion = Version(newest.version) else {
+            return .create(supersede: [])
+        }
+        if headVersion == newestVersion { return .keep(newest) }
+        if headVersion < newestVersion { return .versionWentBackwards(newest: newest) }
+        return .create(supersede: plans.filter { $0.status == .pending }.map(\.id))
+    }
+}

@@ -1,0 +1,126 @@
+import DagctlSpec
+
+public enum ChangeKind: String, Codable, Sendable { case added, modified, deleted, renamed }
+
+/// One changed path of a plan, relative to the repository root.
+public struct Change: Codable, Sendable, Equatable {
+    public var path: String
+    public var oldPath: String?
+    public var change: ChangeKind
+    public var category: Category
+
+    public init(path: String, oldPath: String? = nil, change: ChangeKind, category: Category) {
+        self.path = path
+        self.oldPath = oldPath
+        self.change = change
+        self.category = category
+    }
+
+    enum CodingKeys: String, CodingKey { case path, oldPath = "old_path", change, category }
+}
+
+public enum Scope: String, Codable, Sendable {
+    case selective, all
+    case buildOnly = "build_only"
+}
+
+public enum PlanStatus: String, Codable, Sendable, CaseIterable {
+    case pending, approved, building, running, succeeded, failed, rejected, superseded
+
+    /// A plan in one of these states will not change again by itself.
+    public var isFinal: Bool { [.succeeded, .rejected, .superseded].contains(self) }
+}
+
+/// Counts of dbt results of one resource type.
+public struct ResultCounts: Codable, Sendable, Equatable {
+    public var success = 0, error = 0, skipped = 0, warned = 0
+    public init(success: Int = 0, error: Int = 0, skipped: Int = 0, warned: Int = 0) {
+        self.success = success
+        self.error = error
+        self.skipped = skipped
+        self.warned = warned
+    }
+}
+
+public struct Attempt: Codable, Sendable, Equatable {
+    public enum Outcome: String, Codable, Sendable { case succeeded, failed, interrupted, running }
+    public enum Phase: String, Codable, Sendable { case build, run }
+
+    public var n: Int
+    public var outcome: Outcome
+    public var phase: Phase
+    public var startedAt: String?
+    public var finishedAt: String?
+    /// Why the attempt failed, in one line.
+    public var reason: String?
+    /// dbt's results by resource type (models, tests, seeds, snapshots).
+    public var summary: [String: ResultCounts]
+    /// Names of backend objects (Kubernetes Jobs) by phase, so a later run can find them.
+    public var jobs: [String: String]?
+    public var pid: Int32?
+
+    public init(n: Int, outcome: Outcome, phase: Phase, startedAt: String? = nil, finishedAt: String? = nil,
+                reason: String? = nil, summary: [String: ResultCounts] = [:], jobs: [String: String]? = nil, pid: Int32? = nil) {
+        self.n = n
+        self.outcome = outcome
+        self.phase = phase
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.reason = reason
+        self.summary = summary
+        self.jobs = jobs
+        self.pid = pid
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case n, outcome, phase, reason, summary, jobs, pid
+        case startedAt = "started_at", finishedAt = "finished_at"
+    }
+}
+
+/// An explained plan: what changed between `base` and `commit`, what will run, and where it stands.
+public struct Plan: Codable, Sendable, Equatable {
+    public var id: String
+    public var environment: String
+    public var version: String
+    public var commit: String
+    public var base: String?
+    public var author: String?
+    public var createdAt: String?
+    public var changes: [Change]
+    public var scope: Scope
+    public var select: [String]
+    public var warnings: [String]
+    public var status: PlanStatus
+    public var statusReason: String?
+    public var attempts: [Attempt]
+
+    public init(id: String, environment: String, version: String, commit: String, base: String?, author: String?,
+                createdAt: String? = nil, changes: [Change], scope: Scope, select: [String], warnings: [String],
+                status: PlanStatus = .pending, statusReason: String? = nil, attempts: [Attempt] = []) {
+        self.id = id
+        self.environment = environment
+        self.version = version
+        self.commit = commit
+        self.base = base
+        self.author = author
+        self.createdAt = createdAt
+        self.changes = changes
+        self.scope = scope
+        self.select = select
+        self.warnings = warnings
+        self.status = status
+        self.statusReason = statusReason
+        self.attempts = attempts
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, environment, version, commit, base, author, changes, scope, select, warnings, status, attempts
+        case createdAt = "created_at", statusReason = "status_reason"
+    }
+
+    /// `<env>-v<version>-<first 10 hex of the commit>`.
+    public static func id(environment: String, version: Version, commit: String) -> String {
+        "\(environment)-v\(version.text)-\(commit.prefix(10))"
+    }
+}

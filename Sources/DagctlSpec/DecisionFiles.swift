@@ -1,0 +1,70 @@
+/// `approvals/<plan-id>/<member>.yaml`: one member's decision on one plan.
+public struct ApprovalFile: Sendable, Equatable {
+    public enum Decision: String, Sendable { case approve, reject }
+
+    public var plan: String
+    public var commit: String
+    public var decision: Decision
+    public var by: String
+    public var comment: String?
+    public var signature: String?
+
+    public init(plan: String, commit: String, decision: Decision, by: String, comment: String? = nil, signature: String? = nil) {
+        self.plan = plan
+        self.commit = commit
+        self.decision = decision
+        self.by = by
+        self.comment = comment
+        self.signature = signature
+    }
+
+    public static func parse(_ text: String, file: String) throws(SpecIssues) -> ApprovalFile {
+        let log = IssueLog()
+        guard let doc = MappingReader.document(text, file: file, log: log) else { throw SpecIssues(log.issues) }
+        let plan = doc.string("plan", required: true)
+        let commit = doc.string("commit", required: true)
+        if let commit, !isFullSHA(commit) { doc.invalid("commit", "expected the full 40-hex commit id, found '\(commit)'") }
+        let decisionText = doc.string("decision", required: true)
+        let decision = decisionText.flatMap(Decision.init(rawValue:))
+        if let decisionText, decision == nil { doc.invalid("decision", "'\(decisionText)' is not a decision; use approve or reject") }
+        let by = doc.string("by", required: true)
+        let comment = doc.text("comment")
+        let signature = doc.string("signature")
+        doc.finish()
+        guard log.isEmpty, let plan, let commit, let decision, let by else { throw SpecIssues(log.issues) }
+        return ApprovalFile(plan: plan, commit: commit, decision: decision, by: by, comment: comment, signature: signature)
+    }
+}
+
+/// `retries/<plan-id>.yaml`: a request to retry a failed plan.
+public struct RetryFile: Sendable, Equatable {
+    public static let maximum = 3
+
+    public var plan: String
+    public var retries: Int
+    public var by: String
+    public var signature: String?
+
+    public init(plan: String, retries: Int, by: String, signature: String? = nil) {
+        self.plan = plan
+        self.retries = retries
+        self.by = by
+        self.signature = signature
+    }
+
+    public static func parse(_ text: String, file: String) throws(SpecIssues) -> RetryFile {
+        let log = IssueLog()
+        guard let doc = MappingReader.document(text, file: file, log: log) else { throw SpecIssues(log.issues) }
+        let plan = doc.string("plan", required: true)
+        let retries = doc.int("retries", required: true, range: 1...maximum)
+        let by = doc.string("by", required: true)
+        let signature = doc.string("signature")
+        doc.finish()
+        guard log.isEmpty, let plan, let retries, let by else { throw SpecIssues(log.issues) }
+        return RetryFile(plan: plan, retries: retries, by: by, signature: signature)
+    }
+}
+
+public func isFullSHA(_ s: String) -> Bool {
+    s.utf8.count == 40 && s.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
+}

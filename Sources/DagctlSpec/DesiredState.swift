@@ -1,0 +1,167 @@
+import Foundation
+
+/// A file read from the desired-state directory: its name's stem, its path, and what came of parsing it.
+public struct LoadedFile<Value: Sendable>: Sendable {
+    public var stem: String
+    public var path: String
+    public var result: Result<Value, SpecIssues>
+}
+
+/// The desired-state directory: environments, members, approvals and retries.
+///
+/// Loading never stops at the first problem. A bad `members.yaml` is fatal for a run (`membersOK` is
+/// false); a bad environment file only takes that environment out; approval and retry files are read
+/// per plan and judged there.
+public struct DesiredState: Sendable {
+    public var root: String
+    public var members: Members
+    public var membersOK: Bool
+    public var environments: [EnvironmentSpec]
+    /// Problems by environment name (the file's stem) for environments that were skipped.
+    public var environmentIssues: [String: [SpecIssue]]
+    /// Every problem found, in file order.
+    public var issues: [SpecIssue]
+
+    public func environment(_ name: String) -> EnvironmentSpec? { environments.first { $0.name == name } }
+
+    public static func load(_ root: String) -> DesiredState {
+        var issues: [SpecIssue] = []
+        var state = DesiredState(root: root, members: Members([]), membersOK: false, environments: [],
+                                 environmentIssues: [:], issues: [])
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+            state.issues = [SpecIssue(file: root, message: "the desired-state directory does not exist; pass --desired DIR or set DAGCTL_DESIRED")]
+            return state
+        }
+        let membersPath = join(root, Members.fileName)
+        switch readText(membersPath) {
+        case .success(let text):
+            do {
+                state.members = try Members.parse(text, file: membersPath)
+                state.membersOK = true
+            } catch { issues += error.issues }
+        case .failure(let issue): issues.append(issue)
+        }
+
+        let envDir = join(root, "environments")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: envDir)) ?? []
+        if names.isEmpty { issues.append(SpecIssue(file: envDir, message: "no environment files; add environments/<env>.yaml")) }
+        for fileName in names.sorted() {
+            let path = join(envDir, fileName)
+            guard fileName.hasSuffix(".yaml") else {
+                if fileName.hasSuffix(".yml") {
+                    let issue = SpecIssue(file: path, message: "environment files end in .yaml; rename it to \(fileName.dropLast(4)).yaml")
+                    issues.append(issue)
+                    state.environmentIssues[String(fileName.dropLast(4)), default: []].append(issue)
+                }
+                continue
+            }
+            let stem = String(fileName.dropLast(5))
+            let result: Result<EnvironmentSpec, SpecIssues> = readText(path).mapError { SpecIssues([$0]) }.flatMap { text in
+                Result { () throws(SpecIssues) in
+                    try EnvironmentSpec.parse(text, name: stem, file: path, members: state.membersOK ? state.members.names : nil)
+                }
+            }
+            switch result {
+            case .success(let env): state.environments.append(env)
+            case .failure(let error):
+                issues += error.issues
+                state.environmentIssues[stem, default: []] += error.issues
+            }
+        }
+        state.issues = issues
+        return state
+    }
+
+    /// The dbt profiles folder for `env`: its `profiles_dir` relative to this directory, else `profiles/` if present.
+    public func profilesDir(for env: EnvironmentSpec) -> String? {
+        if let dir = env.profilesDir { return DesiredState.join(root, dir) }
+        let fallback = DesiredState.join(root, "profiles")
+        return FileManager.default.fileExists(atPath: fallback) ? fallback : nil
+    }
+
+    /// Every `approvals/<plan-id>/*.yaml` of one plan, parsed (not yet judged).
+    public func approvals(for planID: String) -> [LoadedFile<ApprovalFile>] {
+        guard Names.isValidPlanID(planID) else { return [] }
+        let dir = DesiredState.join(root, "approvals/\(planID)")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.sorted().filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.map { fileName in
+            let path = DesiredState.join(dir, fileName)
+            let stem = String(fileName.prefix { $0 != "." })
+            let result = DesiredState.readText(path).mapError { SpecIssues([$0]) }.flatMap { text in
+                Result { () throws(SpecIssues) in try ApprovalFile.parse(text, file: path) }
+            }
+            return LoadedFile(stem: stem, path: path, result: result)
+        }
+    }
+
+    /// `retries/<plan-id>.yaml`, parsed, if it exists.
+    public func retry(for planID: String) -> LoadedFile<RetryFile>? {
+        guard Names.isValidPlanID(planID) else { return nil }
+        let path = DesiredState.join(root, "retries/\(planID).yaml")
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let result = DesiredState.readText(path).mapError { SpecIssues([$0]) }.flatMap { text in
+            Result { () throws(SpecIssues) in try RetryFile.parse(text, file: path) }
+        }
+        return LoadedFile(stem: planID, path: path, result: result)
+    }
+
+    /// Syntax problems in every approval and retry file (for `dagctl validate`).
+    public func decisionFileIssues() -> [SpecIssue] {
+        var issues: [SpecIssue] = []
+        let fm = FileManager.default
+        let approvalsDir = DesiredState.join(root, "approvals")
+        for planID in ((try? fm.contentsOfDirectory(atPath: approvalsDir)) ?? []).sorted() {
+            if !Names.isValidPlanID(planID) {
+                issues.append(SpecIssue(file: DesiredState.join(approvalsDir, planID), message: "'\(planID)' is not a plan id"))
+                continue
+            }
+            for file in approvals(for: planID) {
+                switch file.result {
+                case .failure(let error): issues += error.issues
+                case .success(let approval):
+                    if approval.by != file.stem {
+                        issues.append(SpecIssue(file: file.path, key: "by", message: "'\(approval.by)' differs from the file name '\(file.stem)'"))
+                    }
+                    if approval.plan != planID {
+                        issues.append(SpecIssue(file: file.path, key: "plan", message: "'\(approval.plan)' differs from its folder '\(planID)'"))
+                    }
+                    if membersOK && members[approval.by] == nil {
+                        issues.append(SpecIssue(file: file.path, key: "by", message: "'\(approval.by)' is not a member in members.yaml"))
+                    }
+                }
+            }
+        }
+        let retriesDir = DesiredState.join(root, "retries")
+        for fileName in ((try? fm.contentsOfDirectory(atPath: retriesDir)) ?? []).sorted() where fileName.hasSuffix(".yaml") {
+            guard let file = retry(for: String(fileName.dropLast(5))) else {
+                issues.append(SpecIssue(file: DesiredState.join(retriesDir, fileName), message: "the file name is not a plan id"))
+                continue
+            }
+            switch file.result {
+            case .failure(let error): issues += error.issues
+            case .success(let retry):
+                if retry.plan != file.stem {
+                    issues.append(SpecIssue(file: file.path, key: "plan", message: "'\(retry.plan)' differs from the file name '\(file.stem)'"))
+                }
+                if membersOK && members[retry.by] == nil {
+                    issues.append(SpecIssue(file: file.path, key: "by", message: "'\(retry.by)' is not a member in members.yaml"))
+                }
+            }
+        }
+        return issues
+    }
+
+    static func join(_ a: String, _ b: String) -> String { a.hasSuffix("/") ? a + b : a + "/" + b }
+
+    static func readText(_ path: String) -> Result<String, SpecIssue> {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let exists = FileManager.default.fileExists(atPath: path)
+            return .failure(SpecIssue(file: path, message: exists ? "cannot read the file" : "the file does not exist"))
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            return .failure(SpecIssue(file: path, message: "the file is not UTF-8 text"))
+        }
+        return .success(text)
+    }
+}

@@ -1,0 +1,173 @@
+/// `environments/<env>.yaml`: where an environment's plans come from and who may approve them.
+public struct EnvironmentSpec: Sendable, Equatable {
+    public var name: String
+    public var file: String
+    public var ref: String
+    public var protected: Bool
+    public var allowlist: [String]
+    public var requiredRole: String?
+    public var requiredApprovals: Int
+    public var requireSignature: Bool
+    public var target: String
+    /// Relative to the desired-state directory; `nil` means `profiles/` there if it exists.
+    public var profilesDir: String?
+    public var env: [String: String]
+    public var selectDownstream: Bool
+    public var backend: Backend
+
+    public enum Backend: Sendable, Equatable {
+        case local
+        case kubernetes(KubernetesBackend)
+    }
+
+    public struct KubernetesBackend: Sendable, Equatable {
+        public var namespace: String
+        public var image: String
+        public var context: String
+        public var kubectlContext: String?
+        public var serviceAccount: String?
+        public var secretEnv: [String]
+        public var kanikoImage: String
+        public var timeoutSeconds: Int
+
+        public static let defaultKanikoImage = "gcr.io/kaniko-project/executor:v1.23.2"
+    }
+
+    public init(name: String, file: String = "", ref: String, protected: Bool = false, allowlist: [String] = [],
+                requiredRole: String? = nil, requiredApprovals: Int = 1, requireSignature: Bool? = nil,
+                target: String? = nil, profilesDir: String? = nil, env: [String: String] = [:],
+                selectDownstream: Bool = false, backend: Backend = .local) {
+        self.name = name
+        self.file = file
+        self.ref = ref
+        self.protected = protected
+        self.allowlist = allowlist
+        self.requiredRole = requiredRole
+        self.requiredApprovals = requiredApprovals
+        self.requireSignature = requireSignature ?? protected
+        self.target = target ?? name
+        self.profilesDir = profilesDir
+        self.env = env
+        self.selectDownstream = selectDownstream
+        self.backend = backend
+    }
+
+    /// Parses one environment file. `members` (when known) lets the allowlist be checked.
+    public static func parse(_ text: String, name: String, file: String, members: Set<String>?) throws(SpecIssues) -> EnvironmentSpec {
+        let log = IssueLog()
+        guard Names.isValid(name) else {
+            throw SpecIssues([SpecIssue(file: file, message: "'\(name)' is not a valid environment name; names match \(Names.pattern)")])
+        }
+        guard let doc = MappingReader.document(text, file: file, log: log) else { throw SpecIssues(log.issues) }
+        let ref = doc.string("ref", required: true)
+        if let ref, ref.isEmpty || ref.hasPrefix("-") || ref.contains("..") || ref.contains(" ") {
+            doc.invalid("ref", "'\(ref)' is not a branch, remote-tracking branch or tag name")
+        }
+        let protected = doc.bool("protected") ?? false
+        let allowlist = doc.strings("allowlist") ?? []
+        for who in allowlist {
+            if !Names.isValid(who) { doc.invalid("allowlist", "'\(who)' is not a valid member name") }
+            else if let members, !members.contains(who) { doc.invalid("allowlist", "'\(who)' is not a member in members.yaml") }
+        }
+        if protected && allowlist.isEmpty && !doc.has("allowlist") {
+            doc.invalid("allowlist", "a protected environment needs a non-empty allowlist of members who may approve")
+        } else if protected && allowlist.isEmpty {
+            doc.invalid("allowlist", "must not be empty for a protected environment")
+        }
+        let role = doc.string("required_role")
+        let approvals = doc.int("required_approvals", range: protected ? 1...100 : 0...100) ?? 1
+        let signature = doc.bool("require_signature")
+        let target = doc.string("target")
+        if let target, target.isEmpty || target.hasPrefix("-") { doc.invalid("target", "'\(target)' is not a dbt target name") }
+        var profilesDir = doc.string("profiles_dir")
+        if let dir = profilesDir, let problem = RelativePath.problem(dir) {
+            doc.invalid("profiles_dir", "'\(dir)' \(problem); it is relative to the desired-state directory")
+            profilesDir = nil
+        }
+        let env = doc.stringMap("env") ?? [:]
+        for key in env.keys where !isEnvironmentVariableName(key) {
+            doc.invalid("env", "'\(key)' is not a valid environment variable name")
+        }
+        let downstream = doc.bool("select_downstream") ?? false
+        let backend = parseBackend(doc)
+        doc.finish()
+        guard log.isEmpty, let ref else { throw SpecIssues(log.issues) }
+        return EnvironmentSpec(name: name, file: file, ref: ref, protected: protected, allowlist: allowlist,
+                               requiredRole: role, requiredApprovals: approvals, requireSignature: signature,
+                               target: target, profilesDir: profilesDir, env: env, selectDownstream: downstream,
+                               backend: backend ?? .local)
+    }
+
+    private static let kubernetesKeys = ["namespace", "image", "context", "kubectl_context", "service_account",
+                                         "secret_env", "kaniko_image", "timeout_seconds"]
+
+    private static func parseBackend(_ doc: MappingReader) -> Backend? {
+        guard let backend = doc.mapping("backend") else { return .local }
+        let kind = backend.string("kind", required: true)
+        switch kind {
+        case "local":
+            for key in kubernetesKeys where backend.has(key) {
+                _ = backend.node(key)
+                backend.invalid(key, "only applies to 'kind: kubernetes'")
+            }
+            backend.finish()
+            return .local
+        case "kubernetes":
+            let namespace = backend.string("namespace", required: true)
+            if let ns = namespace, !isDNSLabel(ns) { backend.invalid("namespace", "'\(ns)' is not a valid Kubernetes namespace") }
+            let image = backend.string("image", required: true)
+            if let image, image.contains("@") || (image.split(separator: "/").last?.contains(":") ?? false) {
+                backend.invalid("image", "give the image repository without a tag; the tag is derived from the plan id")
+            }
+            let context = backend.string("context", required: true)
+            if let context, !["git://", "dir://", "tar://", "gs://", "s3://"].contains(where: context.hasPrefix) {
+                backend.invalid("context", "'\(context)' is not a Kaniko build context (git://, dir://, tar://, gs:// or s3://)")
+            }
+            let kubectlContext = backend.string("kubectl_context")
+            let serviceAccount = backend.string("service_account")
+            if let sa = serviceAccount, !isDNSSubdomain(sa) { backend.invalid("service_account", "'\(sa)' is not a valid service account name") }
+            let secrets = backend.strings("secret_env") ?? []
+            for s in secrets where !isDNSSubdomain(s) { backend.invalid("secret_env", "'\(s)' is not a valid Secret name") }
+            let kaniko = backend.string("kaniko_image") ?? KubernetesBackend.defaultKanikoImage
+            let timeout = backend.int("timeout_seconds", range: 1...604_800) ?? 3600
+            backend.finish()
+            guard let namespace, let image, let context else { return nil }
+            return .kubernetes(KubernetesBackend(namespace: namespace, image: image, context: context,
+                                                 kubectlContext: kubectlContext, serviceAccount: serviceAccount,
+                                                 secretEnv: secrets, kanikoImage: kaniko, timeoutSeconds: timeout))
+        case let other?:
+            backend.invalid("kind", "'\(other)' is not a backend; use 'local' or 'kubernetes'")
+            backend.finish()
+            return nil
+        case nil:
+            backend.finish()
+            return nil
+        }
+    }
+}
+
+func isEnvironmentVariableName(_ s: String) -> Bool {
+    guard let first = s.utf8.first, first == 95 || (first | 0x20 >= 97 && first | 0x20 <= 122) else { return false }
+    return s.utf8.allSatisfy { $0 == 95 || ($0 | 0x20 >= 97 && $0 | 0x20 <= 122) || ($0 >= 48 && $0 <= 57) }
+}
+
+/// RFC 1123 label: lower-case alphanumerics and '-', at most 63, alphanumeric at both ends.
+public func isDNSLabel(_ s: String) -> Bool {
+    let b = Array(s.utf8)
+    guard (1...63).contains(b.count) else { return false }
+    func alnum(_ c: UInt8) -> Bool { (c >= 97 && c <= 122) || (c >= 48 && c <= 57) }
+    return alnum(b.first!) && alnum(b.last!) && b.allSatisfy { alnum($0) || $0 == 45 }
+}
+
+func isDNSSubdomain(_ s: String) -> Bool {
+    s.utf8.count <= 253 && s.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isDNSLabel(String($0)) }
+}
+
+extension EnvironmentSpec.Backend {
+    public var kindName: String {
+        switch self {
+        case .local: return "local"
+        case .kubernetes: return "kubernetes"
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import Yams
+
+/// `.dagctl/config.yaml` in the dbt repository, read from a commit (never the work tree).
+public struct ProjectConfig: Sendable, Equatable {
+    public static let path = ".dagctl/config.yaml"
+
+    /// The only trigger for a new plan.
+    public var version: Version
+    /// Folder holding dbt_project.yml, relative to the repo root, normalized ("" is the root).
+    public var projectDir: String
+    /// Requirements file relative to the repo root; `nil` when not set (the build then looks for
+    /// `requirements.txt` in the project).
+    public var requirements: String?
+    public var dockerfile: String
+
+    public init(version: Version, projectDir: String = "", requirements: String? = nil, dockerfile: String = "Dockerfile") {
+        self.version = version
+        self.projectDir = projectDir
+        self.requirements = requirements
+        self.dockerfile = dockerfile
+    }
+
+    public static func parse(_ text: String, file: String) throws(SpecIssues) -> ProjectConfig {
+        let log = IssueLog()
+        guard let doc = MappingReader.document(text, file: file, log: log) else { throw SpecIssues(log.issues) }
+        let version = readVersion(doc)
+        func path(_ key: String) -> String? {
+            guard let value = doc.string(key) else { return nil }
+            if let problem = RelativePath.problem(value) { doc.invalid(key, "'\(value)' \(problem)"); return nil }
+            return RelativePath.normalize(value)
+        }
+        let projectDir = path("project_dir") ?? ""
+        let requirements = path("requirements")
+        let dockerfile = path("dockerfile") ?? "Dockerfile"
+        doc.finish()
+        guard log.isEmpty, let version else { throw SpecIssues(log.issues) }
+        return ProjectConfig(version: version, projectDir: projectDir, requirements: requirements, dockerfile: dockerfile)
+    }
+
+    private static func readVersion(_ doc: MappingReader) -> Version? {
+        guard let node = doc.node("version") else {
+            doc.invalid("version", "required key is missing; add e.g. 'version: 1'")
+            return nil
+        }
+        if case .scalar(let s) = node, [Tag.Name.int, .str, .float].contains(MappingReader.tag(node)), let v = Version(s.string) {
+            return v
+        }
+        doc.invalid("version", "expected an integer >= 1 or a dotted number like \"1.4.2\", found \(MappingReader.kind(of: node))")
+        return nil
+    }
+}

@@ -1,0 +1,3 @@
+import DagctlCLI
+
+DagctlMain.run()

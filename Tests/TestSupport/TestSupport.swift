@@ -1,0 +1,147 @@
+import Foundation
+
+/// A folder under the system's temporary directory, removed when the value is released.
+public final class TemporaryDirectory: @unchecked Sendable {
+    public let path: String
+
+    public init(_ prefix: String = "dagctl-test") {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))")
+        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        path = url.path
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    public func file(_ relative: String) -> String { path + "/" + relative }
+
+    public func write(_ relative: String, _ content: String) {
+        let full = file(relative)
+        try! FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try! content.write(toFile: full, atomically: true, encoding: .utf8)
+    }
+
+    public func read(_ relative: String) -> String? { try? String(contentsOfFile: file(relative), encoding: .utf8) }
+}
+
+public struct ProcessOutput: Sendable {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+}
+
+/// Runs a program with arguments (no shell) and waits for it.
+@discardableResult
+public func run(_ executable: String, _ arguments: [String], in directory: String? = nil,
+                environment: [String: String] = [:], stdin: String? = nil) -> ProcessOutput {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable.contains("/") ? executable : "/usr/bin/env")
+    process.arguments = executable.contains("/") ? arguments : [executable] + arguments
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let out = Pipe(), err = Pipe(), input = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = stdin == nil ? FileHandle.nullDevice : input
+    try! process.run()
+    nonisolated(unsafe) var errData = Data()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)); try? input.fileHandleForWriting.close() }
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    process.waitUntilExit()
+    return ProcessOutput(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: errData, as: UTF8.self))
+}
+
+/// A real git repository in a temporary folder, driven by the `git` command line.
+public final class GitFixture: @unchecked Sendable {
+    public let dir: TemporaryDirectory
+    public var path: String { dir.path }
+
+    public init() {
+        dir = TemporaryDirectory("dagctl-repo")
+        git("init", "-q", "-b", "main")
+        git("config", "user.name", "Test")
+        git("config", "user.email", "test@example.com")
+        git("config", "commit.gpgsign", "false")
+    }
+
+    @discardableResult
+    public func git(_ args: String..., author: String? = nil) -> String {
+        var env = ["GIT_CONFIG_NOSYSTEM": "1"]
+        if let author {
+            env["GIT_AUTHOR_NAME"] = author
+            env["GIT_AUTHOR_EMAIL"] = "\(author)@example.com"
+        }
+        let result = run("git", args, in: path, environment: env)
+        precondition(result.status == 0, "git \(args.joined(separator: " ")) failed: \(result.stderr)")
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    public func write(_ relative: String, _ content: String) { dir.write(relative, content) }
+
+    public func remove(_ relative: String) { git("rm", "-q", "-r", relative) }
+
+    public func move(_ from: String, _ to: String) {
+        try! FileManager.default.createDirectory(atPath: (dir.file(to) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        git("mv", from, to)
+    }
+
+    /// Commits everything; `author` is a name whose email is `<name>@example.com`. Returns the full sha.
+    @discardableResult
+    public func commit(_ message: String, author: String? = nil) -> String {
+        git("add", "-A")
+        git("commit", "-q", "--allow-empty", "-m", message, author: author)
+        return git("rev-parse", "HEAD")
+    }
+
+    /// Writes `.dagctl/config.yaml` with `version` (and `project_dir` when given).
+    public func setVersion(_ version: String, projectDir: String? = nil) {
+        write(".dagctl/config.yaml", "version: \(version)\n" + (projectDir.map { "project_dir: \($0)\n" } ?? ""))
+    }
+
+    /// A minimal dbt project: dbt_project.yml, two models, a macro, a seed, a test.
+    public func writeDbtProject(in folder: String = "", extra: String = "") {
+        let p = folder.isEmpty ? "" : folder + "/"
+        write("\(p)dbt_project.yml", "name: shop\nversion: '1.0'\nprofile: shop\n\(extra)")
+        write("\(p)models/staging/stg_orders.sql", "select 1 as id\n")
+        write("\(p)models/marts/orders.sql", "select * from {{ ref('stg_orders') }}\n")
+        write("\(p)models/schema.yml", "version: 2\nmodels:\n  - name: orders\n")
+        write("\(p)macros/cents.sql", "{% macro cents(x) %}{{ x }} / 100{% endmacro %}\n")
+        write("\(p)seeds/raw.csv", "id\n1\n")
+        write("\(p)tests/assert_positive.sql", "select 1 where false\n")
+    }
+}
+
+/// The package root, found from this file's location.
+public let packageRoot: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path
+}()
+
+/// The built `dagctl` binary next to the test bundle.
+public let dagctlBinary: String = {
+    let candidates = [Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("dagctl").path,
+                      Bundle.main.bundleURL.appendingPathComponent("dagctl").path,
+                      packageRoot + "/.build/debug/dagctl"]
+    for c in candidates where FileManager.default.isExecutableFile(atPath: c) { return c }
+    for bundle in Bundle.allBundles {
+        let c = bundle.bundleURL.deletingLastPathComponent().appendingPathComponent("dagctl").path
+        if FileManager.default.isExecutableFile(atPath: c) { return c }
+    }
+    return packageRoot + "/.build/debug/dagctl"
+}()
+
+/// Runs the real `dagctl` binary.
+@discardableResult
+public func dagctl(_ arguments: [String], in directory: String? = nil, environment: [String: String] = [:], stdin: String? = nil) -> ProcessOutput {
+    run(dagctlBinary, arguments, in: directory, environment: environment, stdin: stdin)
+}
+
+/// Parses JSON output into Foundation values.
+public func parseJSON(_ text: String) -> [String: Any]? {
+    (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]
+}
