@@ -30,7 +30,9 @@ let package = Package(
         .testTarget(name: "DagctlPlanningTests", dependencies: ["DagctlPlanning"]),
         .testTarget(name: "DagctlGitTests", dependencies: ["DagctlGit", "TestSupport"]),
         .testTarget(name: "DagctlStateTests", dependencies: ["DagctlState", "TestSupport"]),
-        .testTarget(name: "DagctlEngineTests", dependencies: ["DagctlEngine", "TestSupport"]),
+        .testTarget(name: "DagctlEngineTests", dependencies: [
+            "DagctlEngine", "DagctlSpec", "DagctlPlanning", "DagctlGit", "DagctlState", "DagctlBackends", "TestSupport",
+        ]),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
     ]

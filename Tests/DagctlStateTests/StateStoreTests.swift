@@ -1,0 +1,74 @@
+import DagctlPlanning
+import DagctlState
+import Foundation
+import Testing
+import TestSupport
+
+@Suite("state file")
+struct StateStoreTests {
+    func samplePlan() -> Plan {
+        Plan(id: "prod-v8-1a2b3c4d5e", environment: "prod", version: "8", commit: String(repeating: "a", count: 40), base: nil,
+             author: "alice", changes: [Change(path: "models/x.sql", change: .added, category: .model)], scope: .selective,
+             select: ["x"], warnings: [], status: .failed,
+             attempts: [Attempt(n: 1, outcome: .failed, phase: .run, summary: ["models": ResultCounts(success: 1, error: 1)])])
+    }
+
+    @Test func missingFileIsEmptyState() throws {
+        let dir = TemporaryDirectory()
+        let state = try StateStore(path: dir.file("state.json")).load()
+        #expect(state.environments.isEmpty)
+        #expect(state.schemaVersion == 1)
+    }
+
+    @Test func roundTripsAndWritesAtomically() throws {
+        let dir = TemporaryDirectory()
+        let store = StateStore(path: dir.file("nested/state.json"))
+        var state = StateFile()
+        state.environments["prod"] = EnvironmentState(ref: "main", deployed: Deployment(commit: "c", version: "7", plan: "p"), plans: [samplePlan()])
+        try store.save(state)
+        #expect(try store.load() == state)
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.file("nested"))
+        #expect(files == ["state.json"], "no temp file is left behind")
+        let json = try #require(parseJSON(dir.read("nested/state.json")!))
+        #expect(json["schema_version"] as? Int == 1)
+    }
+
+    @Test(arguments: ["{not json", "{\"environments\": {}}", "{\"schema_version\": 1, \"environments\": {\"p\": {\"plans\": [{\"id\": 3}]}}}", ""])
+    func corruptFileIsRefusedAndLeftUntouched(content: String) throws {
+        let dir = TemporaryDirectory()
+        dir.write("state.json", content)
+        let store = StateStore(path: dir.file("state.json"))
+        #expect(throws: StateError.self) { try store.load() }
+        #expect(dir.read("state.json") == content)
+    }
+
+    @Test func newerSchemaIsRefused() throws {
+        let dir = TemporaryDirectory()
+        dir.write("state.json", "{\"schema_version\": 2, \"environments\": {}}")
+        #expect {
+            try StateStore(path: dir.file("state.json")).load()
+        } throws: { error in
+            "\(error)".contains("schema_version 2, newer than")
+        }
+    }
+
+    @Test func lockIsExclusiveAndNamesItsHolder() throws {
+        let dir = TemporaryDirectory()
+        let store = StateStore(path: dir.file("state.json"))
+        var first: StateLock? = try StateLock.acquire(store, command: "dagctl reconcile")
+        #expect {
+            try StateLock.acquire(store, command: "second")
+        } throws: { error in
+            "\(error)".contains("pid \(getpid())") && "\(error)".contains("dagctl reconcile")
+        }
+        _ = first
+        first = nil
+        #expect(throws: Never.self) { try StateLock.acquire(store, command: "third") }
+    }
+
+    @Test func schemaFileDescribesTheStateFile() throws {
+        let schema = try #require(parseJSON(try String(contentsOfFile: packageRoot + "/state/schema.json", encoding: .utf8)))
+        #expect((schema["properties"] as? [String: Any])?["schema_version"] != nil)
+        #expect((schema["required"] as? [String]) == ["schema_version", "environments"])
+    }
+}
