@@ -34,20 +34,26 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 }
 
 /// Where dagctl reads from. Flags win over the DAGCTL_* variables, which win over the defaults.
+enum Defaults {
+    static let repo = ProcessInfo.processInfo.environment["DAGCTL_REPO"] ?? "."
+    static let desired = ProcessInfo.processInfo.environment["DAGCTL_DESIRED"] ?? "desired"
+    static let state = ProcessInfo.processInfo.environment["DAGCTL_STATE"] ?? "state/state.json"
+}
+
 struct InputOptions: ParsableArguments {
     @Option(help: "The dbt project's git repository (env DAGCTL_REPO).")
-    var repo: String = ProcessInfo.processInfo.environment["DAGCTL_REPO"] ?? "."
+    var repo: String = Defaults.repo
 
     @Option(help: "The desired-state directory (env DAGCTL_DESIRED).")
-    var desired: String = ProcessInfo.processInfo.environment["DAGCTL_DESIRED"] ?? "desired"
+    var desired: String = Defaults.desired
 
     @Option(help: "The JSON state file (env DAGCTL_STATE).")
-    var state: String = ProcessInfo.processInfo.environment["DAGCTL_STATE"] ?? "state/state.json"
+    var state: String = Defaults.state
 }
 
 struct StateOption: ParsableArguments {
     @Option(help: "The JSON state file (env DAGCTL_STATE).")
-    var state: String = ProcessInfo.processInfo.environment["DAGCTL_STATE"] ?? "state/state.json"
+    var state: String = Defaults.state
 }
 
 /// A failure already explained to the user: exit with `code`, print nothing more.

@@ -9,10 +9,10 @@ struct ValidateCommand: ParsableCommand {
         abstract: "Check the desired-state files and each environment's .dagctl/config.yaml; list every problem.")
 
     @Option(help: "The dbt project's git repository (env DAGCTL_REPO).")
-    var repo: String = InputOptions().repo
+    var repo: String = Defaults.repo
 
     @Option(help: "The desired-state directory (env DAGCTL_DESIRED).")
-    var desired: String = InputOptions().desired
+    var desired: String = Defaults.desired
 
     func run() throws {
         let state = DesiredState.load(desired)

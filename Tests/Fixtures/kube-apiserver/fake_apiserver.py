@@ -1,66 +1,69 @@
 #!/usr/bin/env python3
-"""A tiny in-memory Kubernetes API server that real kubectl can talk to.
+"""A small in-memory Kubernetes API server for real kubectl to talk to in tests.
 
-It serves just enough of core/v1 (pods, pod logs) and batch/v1 (jobs) for dagctl's
-Kubernetes backend, and plays the Job controller + kubelet: each created Job gets one
-Pod at a time, which "runs" as decided by a JSON script file. See README.md.
+It serves just enough of core/v1 (pods, pod logs, namespaces) and batch/v1 (jobs), and
+plays Job controller and kubelet: a created Job gets a Pod, which "runs" as a JSON script
+file decides (canned logs, or a real local process). See README.md.
 """
-import argparse, copy, json, os, random, re, signal, subprocess, sys, threading, time, uuid
+import argparse, copy, json, os, random, re, select, signal, socket, subprocess, threading, time, uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit, parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 LOCK = threading.RLock()
-LOG_CHANGED = threading.Condition(LOCK)   # notified whenever a pod log grows or ends
-JOBS, PODS = {}, {}                        # (namespace, name) -> object
-RUNTIME = {}                               # (namespace, pod name) -> PodRuntime
+CHANGED = threading.Condition(LOCK)  # notified when an object changes or a pod log grows
+JOBS, PODS = {}, {}                  # (namespace, name) -> object, as served
+RUNTIME = {}                         # (namespace, pod name) -> PodRuntime
+EVENTS = []                          # (resourceVersion, type, object snapshot): what watches replay
 STATE = {"rv": 1000}
 ARGS = None
-TOKENS = {"fake-token": "fake", "other-token": "other"}
+
 
 def now():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
-def next_rv():
-    STATE["rv"] += 1
-    return str(STATE["rv"])
 
 def random_suffix():
-    # Same alphabet as apimachinery's utilrand.String (no vowels, no confusable digits).
+    # The alphabet apimachinery uses for generated names (no vowels, no look-alike digits).
     return "".join(random.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
 
-# ---------------------------------------------------------------- Status objects
+
+def touch(obj, event="MODIFIED"):
+    """Every change bumps the global resourceVersion and is remembered for watches. Needs LOCK."""
+    STATE["rv"] += 1
+    obj["metadata"]["resourceVersion"] = str(STATE["rv"])
+    EVENTS.append((STATE["rv"], event, copy.deepcopy(obj)))
+    CHANGED.notify_all()
+
 
 class ApiError(Exception):
+    """Becomes a metav1.Status body; kubectl turns it into `Error from server (Reason): message`."""
     def __init__(self, code, reason, message, details=None):
         super().__init__(message)
         self.status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                       "message": message, "reason": reason, "code": code}
-        if details is not None:
-            self.status["details"] = details
+                       "message": message, "reason": reason, **({"details": details} if details else {}),
+                       "code": code}
 
-def not_found(resource, group, name):
-    qualified = f"{resource}.{group}" if group else resource
-    details = {"name": name, "kind": resource, **({"group": group} if group else {})}
-    return ApiError(404, "NotFound", f'{qualified} "{name}" not found', details)
+
+def not_found(plural, group, name):
+    return ApiError(404, "NotFound", f'{plural}{"." + group if group else ""} "{name}" not found',
+                    {"name": name, **({"group": group} if group else {}), "kind": plural})
+
 
 def invalid(name, causes):
-    # causes: [(field, message)]; the message format mirrors apimachinery's NewInvalid.
     texts = [f"{field}: {msg}" for field, msg in causes]
-    joined = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
-    return ApiError(422, "Invalid", f'Job.batch "{name}" is invalid: {joined}',
+    return ApiError(422, "Invalid", f'Job.batch "{name}" is invalid: '
+                    + (texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"),
                     {"name": name, "group": "batch", "kind": "Job",
                      "causes": [{"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in causes]})
 
 # ---------------------------------------------------------------- discovery
 
-def resource(name, kind, verbs, namespaced=True, short=None):
-    r = {"name": name, "singularName": kind.lower() if "/" not in name else "", "namespaced": namespaced,
-         "kind": kind, "verbs": verbs}
-    if short:
-        r["shortNames"] = short
-    return r
+def api_resource(name, kind, verbs, namespaced=True, **extra):
+    return {"name": name, "singularName": "" if "/" in name else kind.lower(), "namespaced": namespaced,
+            "kind": kind, "verbs": verbs, **extra}
 
-ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+# Legacy (unaggregated) discovery: kubectl asks for the aggregated form first but accepts this.
 DISCOVERY = {
     "/api": {"kind": "APIVersions", "versions": ["v1"],
              "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]},
@@ -68,46 +71,82 @@ DISCOVERY = {
         "name": "batch", "versions": [{"groupVersion": "batch/v1", "version": "v1"}],
         "preferredVersion": {"groupVersion": "batch/v1", "version": "v1"}}]},
     "/api/v1": {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
-        resource("pods", "Pod", ALL_VERBS, short=["po"]),
-        resource("pods/log", "Pod", ["get"]),
-        resource("namespaces", "Namespace", ["get", "list"], namespaced=False, short=["ns"])]},
+        api_resource("pods", "Pod", VERBS, shortNames=["po"], categories=["all"]),
+        api_resource("pods/log", "Pod", ["get"]),
+        api_resource("namespaces", "Namespace", ["get", "list", "watch"], False, shortNames=["ns"])]},
     "/apis/batch/v1": {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "batch/v1", "resources": [
-        {**resource("jobs", "Job", ALL_VERBS), "categories": ["all"]},
-        resource("jobs/status", "Job", ["get", "patch", "update"])]},
+        api_resource("jobs", "Job", VERBS, categories=["all"]),
+        api_resource("jobs/status", "Job", ["get", "patch", "update"])]},
+    # Keep minor 32: the gcloud kubectl "dispatcher" picks its client binary from the server's version.
     "/version": {"major": "1", "minor": "32", "gitVersion": "v1.32.0-fake", "gitCommit": "0" * 40,
                  "gitTreeState": "clean", "buildDate": "2024-12-11T00:00:00Z", "goVersion": "go1.23.4",
                  "compiler": "gc", "platform": "linux/amd64"},
 }
+OPENAPI_GROUPS = {"api/v1": ("", "/api/v1/namespaces/{namespace}/pods/{name}", "Pod"),
+                  "apis/batch/v1": ("batch", "/apis/batch/v1/namespaces/{namespace}/jobs/{name}", "Job")}
+
+
+def openapi_v3(path, prefix):
+    """Just enough OpenAPI v3 for kubectl to see that the server takes `fieldValidation`: kubectl then
+    leaves validation to the server instead of failing with "failed to download openapi"."""
+    if path == "/openapi/v3":
+        return {"paths": {gv: {"serverRelativeURL": f"{prefix}/openapi/v3/{gv}?hash=fake"} for gv in OPENAPI_GROUPS}}
+    if (gv := path.removeprefix("/openapi/v3/")) not in OPENAPI_GROUPS:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    group, item_path, kind = OPENAPI_GROUPS[gv]
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.0"}, "paths": {item_path: {
+        "patch": {"x-kubernetes-group-version-kind": {"group": group, "version": "v1", "kind": kind},
+                  "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}],
+                  "responses": {"200": {"description": "OK"}}}}}}
+
+
+def namespace_exists(ns):
+    return not ARGS.namespaces or ns in ARGS.namespaces.split(",")
+
+
+def namespaces(name):
+    def ns(n):
+        return {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+            "name": n, "uid": str(uuid.uuid5(uuid.NAMESPACE_DNS, n)), "resourceVersion": "1",
+            "creationTimestamp": "2024-01-01T00:00:00Z", "labels": {"kubernetes.io/metadata.name": n}},
+            "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+    if name is not None:
+        if not namespace_exists(name):
+            raise not_found("namespaces", "", name)
+        return ns(name)
+    with LOCK:
+        names = ARGS.namespaces.split(",") if ARGS.namespaces else sorted({"default"} | {k[0] for k in {**JOBS, **PODS}})
+    return {"apiVersion": "v1", "kind": "NamespaceList", "metadata": {"resourceVersion": str(STATE["rv"])},
+            "items": [ns(n) for n in names]}
 
 # ---------------------------------------------------------------- selectors
 
-SELECTOR_TERM = re.compile(r"\s*(?:(!)\s*([\w./-]+)|([\w./-]+)\s*(?:(==|=|!=)\s*([\w./-]*)"
-                           r"|\s+(in|notin)\s*\(([^)]*)\))?)\s*(?:,|$)")
+SELECTOR_TERM = re.compile(r"\s*(?:!\s*(?P<absent>[\w./-]+)|(?P<key>[\w./-]+)\s*(?:(?P<op>==|=|!=)\s*(?P<value>[\w./-]*)"
+                           r"|\s+(?P<setop>in|notin)\s*\((?P<values>[^)]*)\))?)\s*(?:,|$)")
+
 
 def label_matcher(selector):
-    """Parses a label selector (equality and set-based) into a predicate on a labels dict."""
+    """Equality- and set-based label selectors, as a predicate on a labels dict."""
     tests, pos, selector = [], 0, (selector or "").strip()
     while pos < len(selector):
         m = SELECTOR_TERM.match(selector, pos)
         if not m or m.end() == pos:
             raise ApiError(400, "BadRequest", f"unable to parse requirement: {selector!r}")
-        pos = m.end()
-        neg_key, key, op, value, set_op, values = m.group(2), m.group(3), m.group(4), m.group(5), m.group(6), m.group(7)
-        if neg_key:
-            tests.append(lambda l, k=neg_key: k not in l)
-        elif op in ("=", "=="):
-            tests.append(lambda l, k=key, v=value: l.get(k) == v)
-        elif op == "!=":
-            tests.append(lambda l, k=key, v=value: l.get(k) != v)
-        elif set_op:
-            vs = {v.strip() for v in values.split(",")}
-            tests.append(lambda l, k=key, vs=vs, neg=set_op == "notin": (l.get(k) in vs) != neg)
+        pos, g = m.end(), m.groupdict()
+        if g["absent"]:
+            tests.append(lambda l, k=g["absent"]: k not in l)
+        elif g["op"]:
+            tests.append(lambda l, k=g["key"], v=g["value"], neg=g["op"] == "!=": (l.get(k) == v) != neg)
+        elif g["setop"]:
+            vs = {v.strip() for v in g["values"].split(",")}
+            tests.append(lambda l, k=g["key"], vs=vs, neg=g["setop"] == "notin": (l.get(k) in vs) != neg)
         else:
-            tests.append(lambda l, k=key: k in l)
+            tests.append(lambda l, k=g["key"]: k in l)
     return lambda labels: all(t(labels or {}) for t in tests)
 
+
 def field_matcher(selector):
-    # kubectl delete --wait lists with fieldSelector=metadata.name=NAME to see the object is gone.
+    # `kubectl wait` and `delete --wait` select by fieldSelector=metadata.name=NAME.
     tests = []
     for term in filter(None, (selector or "").split(",")):
         path, op, value = re.match(r"([\w.]+)\s*(==|=|!=)\s*(.*)", term).groups()
@@ -118,218 +157,212 @@ def field_matcher(selector):
         tests.append(lambda o, get=get, v=value, neg=op == "!=": (get(o) == v) != neg)
     return lambda obj: all(t(obj) for t in tests)
 
-# ---------------------------------------------------------------- the script
+
+def matcher(ns, query):
+    labels, fields = label_matcher(query.get("labelSelector")), field_matcher(query.get("fieldSelector"))
+    return lambda o: (ns is None or o["metadata"]["namespace"] == ns) and labels(o["metadata"].get("labels")) and fields(o)
+
+# ---------------------------------------------------------------- Job controller and kubelet
 
 def load_rule(job):
-    """First rule whose match fits the Job; re-read each time so tests can swap it between runs."""
+    """First matching rule of the script, re-read for every Job so a test can change it between runs."""
     try:
         with open(ARGS.script) as f:
             rules = json.load(f).get("rules", [])
     except FileNotFoundError:
         rules = []
-    labels = job["metadata"].get("labels") or {}
+    meta = job["metadata"]
     for rule in rules:
         match = rule.get("match", {})
-        if all(labels.get(k) == v for k, v in match.get("label", {}).items()) \
-                and re.search(match.get("name_regex", ""), job["metadata"]["name"]) \
-                and match.get("namespace", job["metadata"]["namespace"]) == job["metadata"]["namespace"]:
+        if all((meta.get("labels") or {}).get(k) == v for k, v in match.get("label", {}).items()) \
+                and re.search(match.get("name_regex", ""), meta["name"]) \
+                and match.get("namespace", meta["namespace"]) == meta["namespace"]:
             return rule
     return {"action": "succeed"}
 
-# ---------------------------------------------------------------- Job controller + kubelet
 
 class PodRuntime:
-    """What the kubelet knows about a pod: its log, whether it ended, and how to stop it."""
+    """What the kubelet knows about a pod: its log, its process, and whether it has been told to stop."""
     def __init__(self):
-        self.log, self.done, self.proc, self.started = bytearray(), False, None, False
+        self.log, self.started, self.done, self.proc = bytearray(), False, False, None
         self.stop = threading.Event()
 
     def append(self, data):
         with LOCK:
             self.log += data
-            LOG_CHANGED.notify_all()
+            CHANGED.notify_all()
 
-def create_job(namespace, body, dry_run):
-    meta = body.setdefault("metadata", {})
+
+def create_job(namespace, job, dry_run):
+    meta, spec = job.setdefault("metadata", {}), job.setdefault("spec", {})
     if not meta.get("name") and meta.get("generateName"):
         meta["name"] = meta["generateName"] + random_suffix()
     name = meta.get("name", "")
-    if body.get("apiVersion") != "batch/v1" or body.get("kind") != "Job":
-        raise ApiError(400, "BadRequest", f"the API version in the data ({body.get('apiVersion')}) does not "
-                       f"match the expected API version (batch/v1)")
+    if (job.get("apiVersion"), job.get("kind")) != ("batch/v1", "Job"):
+        raise ApiError(400, "BadRequest", f"the API version in the data ({job.get('apiVersion')}) does not match "
+                       "the expected API version (batch/v1)")
     if meta.get("namespace", namespace) != namespace:
         raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the namespace "
                        "sent on the request")
-    spec = body.setdefault("spec", {})
     template = spec.setdefault("template", {})
     pod_spec = template.setdefault("spec", {})
+    pod_spec.setdefault("restartPolicy", "Always")   # the pod default, which a Job then rejects
     causes = []
-    # A Job name becomes the job-name label value, hence the 63-character limit.
-    if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", name) or len(name) > 63:
-        causes.append(("metadata.name", f'Invalid value: "{name}": a lowercase RFC 1123 label must be no more '
-                       "than 63 characters and consist of lower case alphanumeric characters or '-'"))
-    pod_spec.setdefault("restartPolicy", "Always")
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name) or len(name) > 63:   # it becomes a label value
+        causes.append(("metadata.name", f'Invalid value: "{name}": must be a valid label value: at most 63 '
+                       "lower case alphanumeric characters or '-', starting and ending with an alphanumeric"))
     if pod_spec["restartPolicy"] not in ("Never", "OnFailure"):
         causes.append(("spec.template.spec.restartPolicy",
                        f'Unsupported value: "{pod_spec["restartPolicy"]}": supported values: "OnFailure", "Never"'))
     if not pod_spec.get("containers"):
         causes.append(("spec.template.spec.containers", "Required value"))
-    for i, c in enumerate(pod_spec.get("containers") or []):
-        for field in ("name", "image"):
-            if not c.get(field):
-                causes.append((f"spec.template.spec.containers[{i}].{field}", "Required value"))
+    causes += [(f"spec.template.spec.containers[{i}].{f}", "Required value")
+               for i, c in enumerate(pod_spec.get("containers") or []) for f in ("name", "image") if not c.get(f)]
     if causes:
         raise invalid(name, causes)
     with LOCK:
         if (namespace, name) in JOBS:
             raise ApiError(409, "AlreadyExists", f'jobs.batch "{name}" already exists',
                            {"name": name, "group": "batch", "kind": "jobs"})
-        # Fields the real API server defaults, so `get -o json` looks like a real cluster's.
+        # What the real API server defaults, so `get -o json` looks like it does on a cluster.
         uid = str(uuid.uuid4())
-        meta.update(namespace=namespace, uid=uid, resourceVersion=next_rv(), generation=1, creationTimestamp=now())
-        tmeta = template.setdefault("metadata", {})
-        tlabels = tmeta.setdefault("labels", {})
-        tlabels.update({"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
-                        "controller-uid": uid, "job-name": name})
-        if not meta.get("labels"):
-            meta["labels"] = dict(tlabels)
+        meta.update(namespace=namespace, uid=uid, generation=1, creationTimestamp=now())
+        labels = template.setdefault("metadata", {}).setdefault("labels", {})
+        labels.update({"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
+                       "controller-uid": uid, "job-name": name})
+        meta["labels"] = meta.get("labels") or dict(labels)
         spec.setdefault("selector", {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}})
         for key, value in {"parallelism": 1, "completions": 1, "backoffLimit": 6, "completionMode": "NonIndexed",
                            "suspend": False, "podReplacementPolicy": "TerminatingOrFailed"}.items():
             spec.setdefault(key, value)
-        body["status"] = {}
+        job["status"] = {}
         if dry_run:
-            return copy.deepcopy(body)
-        JOBS[(namespace, name)] = body
-        rule = load_rule(body)
-        job_status(body, startTime=now(), active=1, ready=0, terminating=0, uncountedTerminatedPods={})
-        start_pod(body, rule)
-        deadline = spec.get("activeDeadlineSeconds")
-        if deadline is not None:
-            timer = threading.Timer(float(deadline), deadline_exceeded, (namespace, name, uid))
+            return job
+        JOBS[(namespace, name)] = job
+        touch(job, "ADDED")
+        created = copy.deepcopy(job)   # the controller only fills in status after the create returns
+        set_job_status(job, startTime=now(), active=1, ready=0, terminating=0, uncountedTerminatedPods={})
+        start_pod(job, load_rule(job))
+        if spec.get("activeDeadlineSeconds") is not None:
+            timer = threading.Timer(float(spec["activeDeadlineSeconds"]), deadline_exceeded, (job,))
             timer.daemon = True
             timer.start()
-        return copy.deepcopy(body)
+        return created
 
-def job_status(job, **fields):
+
+def set_job_status(job, drop=(), **fields):
+    for key in drop:
+        job["status"].pop(key, None)
     job["status"].update(fields)
-    job["metadata"]["resourceVersion"] = next_rv()
+    touch(job)
 
-def job_finished(job):
-    return any(c["type"] in ("Complete", "Failed") for c in job["status"].get("conditions", []))
 
-def condition(type_, reason, message):
+def job_alive(job):
+    conditions = {c["type"] for c in job["status"].get("conditions", [])}
+    return JOBS.get((job["metadata"]["namespace"], job["metadata"]["name"])) is job and not conditions & {"Complete", "Failed"}
+
+
+def condition(kind, reason, message):
     t = now()
-    return {"type": type_, "status": "True", "lastProbeTime": t, "lastTransitionTime": t,
-            "reason": reason, "message": message}
+    return {"type": kind, "status": "True", "lastProbeTime": t, "lastTransitionTime": t, "reason": reason, "message": message}
+
 
 def start_pod(job, rule):
-    ns, tmpl = job["metadata"]["namespace"], job["spec"]["template"]
-    name = f'{job["metadata"]["name"]}-{random_suffix()}'
-    containers = tmpl["spec"]["containers"]
-    PODS[(ns, name)] = {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "generateName": job["metadata"]["name"] + "-", "namespace": ns,
-                     "uid": str(uuid.uuid4()), "resourceVersion": next_rv(), "creationTimestamp": now(),
-                     "labels": dict(tmpl["metadata"]["labels"]),
-                     **({"annotations": tmpl["metadata"]["annotations"]} if tmpl["metadata"].get("annotations") else {}),
-                     "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job["metadata"]["name"],
-                                          "uid": job["metadata"]["uid"], "controller": True,
-                                          "blockOwnerDeletion": True}]},
+    ns, jname, tmpl = job["metadata"]["namespace"], job["metadata"]["name"], job["spec"]["template"]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": f"{jname}-{random_suffix()}", "generateName": jname + "-", "namespace": ns, "uid": str(uuid.uuid4()),
+        "creationTimestamp": now(), "labels": dict(tmpl["metadata"]["labels"]),
+        "annotations": dict(tmpl["metadata"].get("annotations", {})),
+        "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": jname, "uid": job["metadata"]["uid"],
+                             "controller": True, "blockOwnerDeletion": True}]},
         "spec": {**copy.deepcopy(tmpl["spec"]), "nodeName": "fake-node"},
-        "status": {"phase": "Pending", "qosClass": "BestEffort", "hostIP": "10.0.0.1",
-                   "containerStatuses": [{"name": c["name"], "image": c["image"], "imageID": "", "ready": False,
-                                          "restartCount": 0, "started": False, "lastState": {},
-                                          "state": {"waiting": {"reason": "ContainerCreating"}}}
-                                         for c in containers]}}
-    RUNTIME[(ns, name)] = rt = PodRuntime()
-    threading.Thread(target=run_pod, args=(job, ns, name, rt, rule), daemon=True).start()
+        "status": {"phase": "Pending", "qosClass": "BestEffort", "hostIP": "10.0.0.1", "containerStatuses": [
+            {"name": c["name"], "image": c["image"], "imageID": "", "ready": False, "restartCount": 0, "started": False,
+             "lastState": {}, "state": {"waiting": {"reason": "ContainerCreating"}}} for c in tmpl["spec"]["containers"]]}}
+    key = (ns, pod["metadata"]["name"])
+    PODS[key], RUNTIME[key] = pod, PodRuntime()
+    touch(pod, "ADDED")
+    threading.Thread(target=run_pod, args=(job, pod, RUNTIME[key], rule), daemon=True).start()
 
-def set_pod(ns, name, phase, state, ready):
-    pod = PODS.get((ns, name))
-    if pod is None:   # deleted meanwhile
-        return
-    pod["status"]["phase"] = phase
+
+def set_pod_status(pod, phase, state):
+    running = phase == "Running"
+    pod["status"].update(phase=phase, podIP="10.244.0.7", conditions=[
+        {"type": t, "status": str(ok), "lastTransitionTime": now()}
+        for t, ok in (("PodScheduled", True), ("Initialized", True), ("ContainersReady", running), ("Ready", running))])
     pod["status"].setdefault("startTime", now())
-    pod["status"]["podIP"] = "10.244.0.7"
-    pod["status"]["conditions"] = [{"type": t, "status": "True" if ok else "False", "lastTransitionTime": now()}
-                                   for t, ok in (("PodScheduled", True), ("Initialized", True),
-                                                 ("ContainersReady", ready), ("Ready", ready))]
     for cs in pod["status"]["containerStatuses"]:
-        cs.update(state=copy.deepcopy(state), ready=ready, started=phase == "Running",
-                  containerID="containerd://" + uuid.uuid4().hex)
-    pod["metadata"]["resourceVersion"] = next_rv()
+        cs.update(state=copy.deepcopy(state), ready=running, started=running, containerID="containerd://" + uuid.uuid4().hex)
+    touch(pod)
 
-def run_pod(job, ns, name, rt, rule):
+
+def run_pod(job, pod, rt, rule):
     rt.stop.wait(float(rule.get("pending_seconds", 0)))
-    started = now()
+    started, exit_code = now(), 137
     with LOCK:
-        if rt.stop.is_set():
-            exit_code = 137
-        else:
-            set_pod(ns, name, "Running", {"running": {"startedAt": started}}, True)
-            job_status(job, ready=1)
+        if not rt.stop.is_set():
+            set_pod_status(pod, "Running", {"running": {"startedAt": started}})
+            set_job_status(job, ready=1)
             rt.started = True
     if rt.started:
-        exit_code = run_exec(job, PODS[(ns, name)], rt, rule) if rule.get("action") == "exec" else run_canned(rt, rule)
+        exit_code = run_exec(pod, rt, rule) if rule.get("action") == "exec" else run_canned(rt, rule)
     with LOCK:
-        terminated = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
-                      "startedAt": started, "finishedAt": now()}
-        set_pod(ns, name, "Succeeded" if exit_code == 0 else "Failed", {"terminated": terminated}, False)
         rt.done = True
-        LOG_CHANGED.notify_all()
-        if rt.stop.is_set():
-            # Stopped by the deadline or by deletion: like the kubelet, the pod is then removed. A
-            # DeadlineExceeded job only turns Failed once its pod has actually terminated (as in 1.32).
-            PODS.pop((ns, name), None)
-            conds = job["status"].get("conditions", [])
-            if JOBS.get((ns, job["metadata"]["name"])) is job and conds and not job_finished(job):
-                job["status"].pop("active", None)
-                job_status(job, ready=0, failed=job["status"].get("failed", 0) + 1,
-                           conditions=conds + [condition("Failed", conds[-1]["reason"], conds[-1]["message"])])
+        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        if key in PODS:   # else already deleted along with its Job
+            set_pod_status(pod, "Succeeded" if exit_code == 0 else "Failed", {"terminated": {
+                "exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
+                "startedAt": started, "finishedAt": now()}})
+            if rt.stop.is_set():   # stopped by the deadline: deleted once its container has exited
+                touch(PODS.pop(key), "DELETED")
+        if not job_alive(job):
             return
-        if JOBS.get((ns, job["metadata"]["name"])) is not job:
-            return
-        st = job["status"]
-        st.pop("active", None)
-        if exit_code == 0:
-            msg = ("CompletionsReached", "Reached expected number of succeeded pods")
-            job_status(job, ready=0, succeeded=1, completionTime=now(),
-                       conditions=[condition("SuccessCriteriaMet", *msg), condition("Complete", *msg)])
-        elif st.get("failed", 0) + 1 <= job["spec"]["backoffLimit"]:
-            # Like the real controller, a failed pod is replaced until backoffLimit is used up.
-            job_status(job, ready=0, failed=st.get("failed", 0) + 1, active=1)
+        failed, conditions = job["status"].get("failed", 0) + (exit_code != 0), job["status"].get("conditions", [])
+        if conditions and conditions[-1]["type"] == "FailureTarget":
+            # 1.32 adds the terminal condition only once the pods of a failing Job have terminated.
+            set_job_status(job, ("active",), ready=0, failed=failed,
+                           conditions=conditions + [condition("Failed", conditions[-1]["reason"], conditions[-1]["message"])])
+        elif exit_code == 0:
+            why = ("CompletionsReached", "Reached expected number of succeeded pods")
+            set_job_status(job, ("active",), ready=0, succeeded=1, completionTime=now(),
+                           conditions=[condition("SuccessCriteriaMet", *why), condition("Complete", *why)])
+        elif failed <= job["spec"]["backoffLimit"]:
+            set_job_status(job, ready=0, failed=failed)   # replaced at once: the real 10s+ back-off is skipped
             start_pod(job, rule)
         else:
             reason = rule.get("reason", "BackoffLimitExceeded")
-            msg = (reason, "Job has reached the specified backoff limit" if reason == "BackoffLimitExceeded"
+            why = (reason, "Job has reached the specified backoff limit" if reason == "BackoffLimitExceeded"
+                   else "Job was active longer than specified deadline" if reason == "DeadlineExceeded"
                    else f"Job failed: {reason}")
-            job_status(job, ready=0, failed=st.get("failed", 0) + 1,
-                       conditions=[condition("FailureTarget", *msg), condition("Failed", *msg)])
+            set_job_status(job, ("active",), ready=0, failed=failed,
+                           conditions=[condition("FailureTarget", *why), condition("Failed", *why)])
+
 
 def run_canned(rt, rule):
     for line in rule.get("logs", []):
         if rt.stop.wait(float(rule.get("delay_seconds", 0))):
             return 143
         rt.append(line.encode() + b"\n")
-    return 0 if rule.get("action") != "fail" else int(rule.get("exit_code", 1))
+    return int(rule.get("exit_code", 1)) if rule.get("action") == "fail" else 0
 
-def run_exec(job, pod, rt, rule):
+
+def run_exec(pod, rt, rule):
     spec = rule.get("exec", {})
     mapping = sorted(spec.get("map_paths", {}).items(), key=lambda kv: -len(kv[0]))
+
     def mapped(value):
-        # Rewrites container paths to host paths, also in `--flag=/path` arguments.
+        # Container paths become host paths, also inside `--flag=/path`.
         for prefix, real in mapping:
             value = re.sub(rf"(^|=){re.escape(prefix)}(?=/|$)", lambda m: m.group(1) + real, value)
         return value
     container = pod["spec"]["containers"][0]
     argv = list(spec.get("command_prefix", [])) + [mapped(a) for a in container.get("command", []) + container.get("args", [])]
-    env = dict(os.environ, HOSTNAME=pod["metadata"]["name"])
+    env = dict(os.environ, HOSTNAME=pod["metadata"]["name"])   # the host's PATH etc., so tools resolve
     env.update({e["name"]: mapped(str(e.get("value", ""))) for e in container.get("env", []) if "name" in e})
     env.update(spec.get("env", {}))
     cwd = spec.get("cwd") or (mapped(container["workingDir"]) if container.get("workingDir") else None)
     try:
-        # Own session so a deadline can kill the whole process tree.
+        # A session of its own, so that stopping the pod kills the whole process tree.
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     except (OSError, IndexError) as e:
@@ -338,132 +371,131 @@ def run_exec(job, pod, rt, rule):
     with LOCK:
         rt.proc = proc
         if rt.stop.is_set():
-            kill(rt)
+            stop_pod(rt)
     while chunk := proc.stdout.read1(65536):
         rt.append(chunk)
     code = proc.wait()
-    return code if code >= 0 else 128 - code
+    return code if code >= 0 else 128 - code   # killed by signal N -> exit code 128+N, as a container reports
 
-def kill(rt):
+
+def signal_group(proc, sig):
+    try:
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def stop_pod(rt):
     rt.stop.set()
-    if rt.proc and rt.proc.poll() is None:
-        # SIGTERM first like the kubelet, SIGKILL after a (shortened) grace period.
-        os.killpg(rt.proc.pid, signal.SIGTERM)
-        timer = threading.Timer(2.0, lambda: rt.proc.poll() is None and os.killpg(rt.proc.pid, signal.SIGKILL))
+    if rt.proc:
+        # SIGTERM like the kubelet, SIGKILL after a grace period shortened from 30s to 2s.
+        signal_group(rt.proc, signal.SIGTERM)
+        timer = threading.Timer(2.0, signal_group, (rt.proc, signal.SIGKILL))
         timer.daemon = True
         timer.start()
 
+
 def pods_of(job):
-    return [key for key, pod in PODS.items() if any(o["uid"] == job["metadata"]["uid"]
-                                                    for o in pod["metadata"].get("ownerReferences", []))]
+    return [k for k, p in PODS.items() if p["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]]
 
-def deadline_exceeded(ns, name, uid):
-    with LOCK:
-        job = JOBS.get((ns, name))
-        if not job or job["metadata"]["uid"] != uid or job_finished(job):
-            return
-        job_status(job, conditions=job["status"].get("conditions", []) + [
-            condition("FailureTarget", "DeadlineExceeded", "Job was active longer than specified deadline")])
-        for key in pods_of(job):
-            if not RUNTIME[key].done:
-                kill(RUNTIME[key])
 
-def delete_job(ns, name):
+def deadline_exceeded(job):
     with LOCK:
-        job = JOBS.pop((ns, name), None)
-        if job is None:
-            raise not_found("jobs", "batch", name)
-        # Background propagation: the garbage collector removes (and so stops) the pods right after.
-        for key in pods_of(job):
-            kill(RUNTIME[key])
-            PODS.pop(key, None)
-        job["metadata"]["resourceVersion"] = next_rv()
-        return job
+        if job_alive(job):
+            set_job_status(job, conditions=job["status"].get("conditions", []) + [
+                condition("FailureTarget", "DeadlineExceeded", "Job was active longer than specified deadline")])
+            for key in pods_of(job):
+                if not RUNTIME[key].done:
+                    stop_pod(RUNTIME[key])
 
-def delete_pod(ns, name):
+
+def delete(store, plural, group, ns, name):
     with LOCK:
-        pod = PODS.pop((ns, name), None)
-        if pod is None:
-            raise not_found("pods", "", name)
-        kill(RUNTIME[(ns, name)])
-        return pod
+        obj = store.pop((ns, name), None)
+        if obj is None:
+            raise not_found(plural, group, name)
+        touch(obj, "DELETED")
+        # Pods of a deleted Job go too (the garbage collector's background propagation). A deleted
+        # pod of a live Job counts as failed and is replaced, within backoffLimit.
+        for key in pods_of(obj) if plural == "jobs" else [(ns, name)]:
+            stop_pod(RUNTIME[key])
+            if key in PODS:
+                touch(PODS.pop(key), "DELETED")
+        return obj
 
 # ---------------------------------------------------------------- HTTP
 
-ROUTES = [("pods", "", re.compile(r"^/api/v1/(?:namespaces/([^/]+)/)?pods(?:/([^/]+)(?:/(log|status))?)?$")),
-          ("jobs", "batch", re.compile(r"^/apis/batch/v1/(?:namespaces/([^/]+)/)?jobs(?:/([^/]+)(?:/(status))?)?$"))]
+ROUTES = [("pods", "", PODS, "Pod", re.compile(r"^/api/v1/(?:namespaces/([^/]+)/)?pods(?:/([^/]+)(?:/(log))?)?$")),
+          ("jobs", "batch", JOBS, "Job", re.compile(r"^/apis/batch/v1/(?:namespaces/([^/]+)/)?jobs(?:/([^/]+))?()$"))]
 
-def list_of(store, kind, ns, query):
-    labels = label_matcher(query.get("labelSelector"))
-    fields = field_matcher(query.get("fieldSelector"))
-    items = [copy.deepcopy(o) for (ons, _), o in sorted(store.items(), key=lambda kv: kv[1]["metadata"]["creationTimestamp"])
-             if (ns is None or ons == ns) and labels(o["metadata"].get("labels")) and fields(o)]
-    for item in items:   # real list items omit apiVersion/kind
-        item.pop("apiVersion"), item.pop("kind")
-    return {"apiVersion": "batch/v1" if kind == "Job" else "v1", "kind": kind + "List",
-            "metadata": {"resourceVersion": str(STATE["rv"])}, "items": items}
 
 class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"   # keep-alive and chunked streaming, as kubectl expects from a real server
+    protocol_version = "HTTP/1.1"   # keep-alive, and chunked responses for log and watch streams
 
     def log_message(self, *args):
         if ARGS.verbose:
             super().log_message(*args)
 
-    def handle_any(self):
+    def do_request(self):
         url = urlsplit(self.path)
         query = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        body = None
-        if raw:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = raw.decode(errors="replace")
-        token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
-        record = {"time": time.time(), "method": self.command, "path": url.path, "query": query,
-                  "context": TOKENS.get(token), "accept": self.headers.get("Accept"),
-                  "user_agent": self.headers.get("User-Agent")}
-        if body is not None:
-            record["body"] = body
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode(errors="replace")
+        # kubectl sends no credentials over plain http, so contexts are told apart by a path prefix.
+        m = re.match(r"^/ctx/([^/]+)(/.*)$", url.path)
+        context, path = (m.group(1), m.group(2)) if m else ("fake", url.path)
+        record = {"time": time.time(), "context": context, "method": self.command, "path": path, "query": query,
+                  "accept": self.headers.get("Accept"), **({"body": body} if body is not None else {})}
         with LOCK, open(ARGS.record, "a") as f:
             f.write(json.dumps(record) + "\n")
         try:
-            if self.command == "GET" and url.path in DISCOVERY:
-                return self.send_json(200, DISCOVERY[url.path])
-            for plural, group, pattern in ROUTES:
-                if m := pattern.match(url.path):
-                    return self.resource(plural, group, *m.groups(), query, body)
+            if self.command == "GET" and path in DISCOVERY:
+                return self.send_json(200, DISCOVERY[path])
+            if self.command == "GET" and path.startswith("/openapi/v3"):
+                return self.send_json(200, openapi_v3(path, "" if context == "fake" else f"/ctx/{context}"))
+            if self.command == "GET" and (m := re.match(r"^/api/v1/namespaces(?:/([^/]+))?$", path)):
+                return self.send_json(200, namespaces(m.group(1)))
+            for plural, group, store, kind, pattern in ROUTES:
+                if m := pattern.match(path):
+                    return self.resource(plural, group, store, kind, *m.groups(), query, body)
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         except ApiError as e:
             self.send_json(e.status["code"], e.status)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_request
 
-    def resource(self, plural, group, ns, name, sub, query, body):
-        store, kind = (JOBS, "Job") if plural == "jobs" else (PODS, "Pod")
+    def resource(self, plural, group, store, kind, ns, name, sub, query, body):
+        if self.command == "GET" and name is None and query.get("watch") in ("true", "1"):
+            return self.watch(store, kind, matcher(ns, query), query)
         if self.command == "GET" and name is None:
-            if query.get("watch") in ("true", "1"):
-                raise ApiError(405, "MethodNotAllowed", "watch is not supported by the fake API server")
             with LOCK:
-                return self.send_json(200, list_of(store, kind, ns, query))
+                items = [copy.deepcopy(o) for _, o in sorted(store.items()) if matcher(ns, query)(o)]
+            for item in items:   # items of a real list carry no apiVersion/kind
+                del item["apiVersion"], item["kind"]
+            return self.send_json(200, {"apiVersion": "batch/v1" if group else "v1", "kind": kind + "List",
+                                        "metadata": {"resourceVersion": str(STATE["rv"])}, "items": items})
         if ns is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if self.command == "POST" and name is None and plural == "jobs":
             if not isinstance(body, dict):
                 raise ApiError(400, "BadRequest", "the body of the request was in an unknown format")
+            if not namespace_exists(ns):   # a real server checks the namespace on create only
+                raise not_found("namespaces", "", ns)
             return self.send_json(201, create_job(ns, body, "dryRun" in query))
         if self.command == "GET" and sub == "log":
             return self.stream_log(ns, name, query)
-        if self.command == "GET":
+        if self.command == "GET" and not sub:
             with LOCK:
-                obj = store.get((ns, name))
-                if obj is None:
+                if (ns, name) not in store:
                     raise not_found(plural, group, name)
-                return self.send_json(200, copy.deepcopy(obj))
-        if self.command == "DELETE" and sub is None and name is not None:
-            return self.send_json(200, (delete_job if plural == "jobs" else delete_pod)(ns, name))
-        raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+                return self.send_json(200, copy.deepcopy(store[(ns, name)]))
+        if self.command == "DELETE" and name and not sub:
+            return self.send_json(200, delete(store, plural, group, ns, name))
+        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     def stream_log(self, ns, name, query):
         with LOCK:
@@ -473,39 +505,69 @@ class Handler(BaseHTTPRequestHandler):
             container = query.get("container") or pod["spec"]["containers"][0]["name"]
             if container not in [c["name"] for c in pod["spec"]["containers"]]:
                 raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {name}")
-            if not rt.started and not rt.done:
-                # What the kubelet answers before the container has started.
+            if not rt.started and not rt.done:   # what the kubelet answers before the container starts
                 raise ApiError(400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: '
                                "ContainerCreating")
-            sent = len(rt.log)
-            first = bytes(rt.log)
-            if "tailLines" in query:
-                lines = first.splitlines(keepends=True)
-                first = b"".join(lines[max(0, len(lines) - int(query["tailLines"])):])
+            sent, first = len(rt.log), bytes(rt.log)
+        if "tailLines" in query:
+            first = b"".join(first.splitlines(keepends=True)[::-1][:int(query["tailLines"])][::-1])
+        self.start_stream("text/plain")
+        self.send_chunk(first)
+        while query.get("follow") in ("true", "1") and not self.client_gone():
+            with LOCK:
+                CHANGED.wait_for(lambda: len(rt.log) > sent or rt.done, timeout=1.0)
+                data, done = bytes(rt.log[sent:]), rt.done
+            sent += len(data)
+            if not self.send_chunk(data) or done:
+                break
+        self.end_stream()
+
+    def watch(self, store, kind, match, query):
+        with LOCK:
+            since = int(query.get("resourceVersion") or 0)
+            backlog = []
+            if since == 0:   # "from now": the current objects come first, as synthetic ADDED events
+                backlog, since = [("ADDED", copy.deepcopy(o)) for _, o in sorted(store.items()) if match(o)], STATE["rv"]
+        deadline = time.time() + float(query.get("timeoutSeconds") or 1800)
+        self.start_stream("application/json")
+        while time.time() < deadline and not self.client_gone():
+            events = "".join(json.dumps({"type": t, "object": o}) + "\n" for t, o in backlog).encode()
+            if not self.send_chunk(events):
+                break
+            with LOCK:
+                CHANGED.wait_for(lambda: STATE["rv"] > since, timeout=1.0)
+                backlog = [(t, o) for rv, t, o in EVENTS if rv > since and o["kind"] == kind and match(o)]
+                since = STATE["rv"]
+        self.end_stream()
+
+    def client_gone(self):
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+
+    def start_stream(self, content_type):
         self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Type", content_type)
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        follow = query.get("follow") in ("true", "1")
-        try:
-            self.chunk(first)
-            while follow:
-                with LOCK:
-                    LOG_CHANGED.wait_for(lambda: len(rt.log) > sent or rt.done, timeout=1.0)
-                    data, ended = bytes(rt.log[sent:]), rt.done
-                sent += len(data)
-                self.chunk(data)
-                if ended and sent >= len(rt.log):
-                    break
-            self.wfile.write(b"0\r\n\r\n")
-            self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
 
-    def chunk(self, data):
-        if data:
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-            self.wfile.flush()
+    def send_chunk(self, data):
+        try:
+            if data:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+            return True
+        except OSError:
+            self.close_connection = True
+            return False
+
+    def end_stream(self):
+        if not self.close_connection:
+            self.send_chunk(b"")
+            try:
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+            except OSError:
+                self.close_connection = True
 
     def send_json(self, code, obj):
         data = json.dumps(obj).encode()
@@ -515,49 +577,59 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+
+def kubeconfig(port):
+    # Both contexts reach this server; "other" through a /ctx/other prefix, so the record tells them apart.
+    # "other" is also the current context, so a forgotten --context shows up in the record.
+    server = f"http://127.0.0.1:{port}"
+    return {"apiVersion": "v1", "kind": "Config", "current-context": "other", "preferences": {},
+            "clusters": [{"name": "fake", "cluster": {"server": server}},
+                         {"name": "other", "cluster": {"server": server + "/ctx/other"}}],
+            "users": [{"name": "fake", "user": {}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": ARGS.namespace}},
+                         {"name": "other", "context": {"cluster": "other", "user": "fake"}}]}
+
+
 def write_atomically(path, text):
     with open(path + ".tmp", "w") as f:
         f.write(text)
     os.replace(path + ".tmp", path)
 
-def kubeconfig(port):
-    # One user per context so the --record file tells which context kubectl used.
-    ctx = lambda name, **extra: {"name": name, "context": {"cluster": "fake", "user": name, **extra}}
-    return {"apiVersion": "v1", "kind": "Config", "current-context": "other", "preferences": {},
-            "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
-            "users": [{"name": n, "user": {"token": t}} for t, n in TOKENS.items()],
-            "contexts": [ctx("fake", namespace=ARGS.namespace), ctx("other")]}
 
 def shutdown(*_):
     with LOCK:
         for rt in RUNTIME.values():
-            if rt.proc and rt.proc.poll() is None:
-                os.killpg(rt.proc.pid, signal.SIGKILL)
+            if rt.proc:
+                signal_group(rt.proc, signal.SIGKILL)
     os._exit(0)
+
 
 def main():
     global ARGS
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--port", type=int, default=0)
-    p.add_argument("--port-file")
+    p.add_argument("--port-file", help="written once the server listens (after the kubeconfig)")
     p.add_argument("--script", required=True, help="JSON rules deciding what each Job does")
-    p.add_argument("--record", default=os.devnull, help="JSONL file, one line per request")
-    p.add_argument("--kubeconfig", help="where to write a kubeconfig (contexts: fake, other)")
+    p.add_argument("--record", default=os.devnull, help="JSONL file: one line per request")
+    p.add_argument("--kubeconfig", help="kubeconfig to write, with contexts 'fake' and 'other'")
     p.add_argument("--namespace", default="default", help="namespace of the 'fake' context")
-    p.add_argument("--max-seconds", type=float, default=900)
+    p.add_argument("--namespaces", help="comma-separated namespaces that exist (default: any)")
+    p.add_argument("--max-seconds", type=float, default=900, help="exit after this long, killing pod processes")
     p.add_argument("--verbose", action="store_true")
     ARGS = p.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
     server.daemon_threads = True
-    port = server.server_address[1]
     if ARGS.kubeconfig:
-        write_atomically(ARGS.kubeconfig, json.dumps(kubeconfig(port), indent=2))
-    if ARGS.port_file:   # written last: once it exists, everything is ready
-        write_atomically(ARGS.port_file, str(port))
+        write_atomically(ARGS.kubeconfig, json.dumps(kubeconfig(server.server_address[1]), indent=2))
+    if ARGS.port_file:
+        write_atomically(ARGS.port_file, str(server.server_address[1]))
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    threading.Timer(ARGS.max_seconds, shutdown).start()
+    timer = threading.Timer(ARGS.max_seconds, shutdown)
+    timer.daemon = True
+    timer.start()
     server.serve_forever()
+
 
 if __name__ == "__main__":
     main()
