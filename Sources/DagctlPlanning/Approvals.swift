@@ -92,7 +92,10 @@ public enum ApprovalRules {
 
     public static func eligible(env: EnvironmentSpec, members: Members, author: String?) -> [String] {
         let names = env.protected ? env.allowlist : members.all.map(\.name)
-        return names.filter { refusal(of: $0, env: env, members: members, author: author) == nil }.sorted()
+        return names.filter { name in
+            refusal(of: name, env: env, members: members, author: author) == nil
+                && (!env.requireSignature || !(members[name]?.keys.isEmpty ?? true))
+        }.sorted()
     }
 
     public static func review(plan: Plan, env: EnvironmentSpec, members: Members,

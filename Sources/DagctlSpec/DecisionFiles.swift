@@ -22,7 +22,9 @@ public struct ApprovalFile: Sendable, Equatable {
         let log = IssueLog()
         guard let doc = MappingReader.document(text, file: file, log: log) else { throw SpecIssues(log.issues) }
         let plan = doc.string("plan", required: true)
-        let commit = doc.string("commit", required: true)
+        // Read as written: a sha of only digits would otherwise be a YAML number.
+        let commit = doc.text("commit")
+        if !doc.has("commit") { doc.invalid("commit", "required key is missing") }
         if let commit, !isFullSHA(commit) { doc.invalid("commit", "expected the full 40-hex commit id, found '\(commit)'") }
         let decisionText = doc.string("decision", required: true)
         let decision = decisionText.flatMap(Decision.init(rawValue:))

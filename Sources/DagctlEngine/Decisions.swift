@@ -1,0 +1,127 @@
+import DagctlBackends
+import DagctlGit
+import DagctlPlanning
+import DagctlSpec
+import DagctlState
+import Foundation
+
+/// Writing approval and retry files (`dagctl approve`, `dagctl retry`): find the plan's details, refuse
+/// what the rules would reject, sign the exact payload, and write the file where reconcile reads it.
+public struct DecisionWriter {
+    public let planner: Planner
+
+    public init(planner: Planner) { self.planner = planner }
+
+    /// The plan with this id and its environment: from the state file, or explained the way `plan` does
+    /// (at the commit named by the id, against the deployed commit).
+    public func findPlan(_ id: String) throws -> (Plan, EnvironmentSpec) {
+        guard Names.isValidPlanID(id) else { throw EngineError("'\(id)' is not a plan id (expected <env>-v<version>-<10 hex>)") }
+        let candidates = planner.desired.environments.filter { id.hasPrefix($0.name + "-v") }
+        guard let env = candidates.max(by: { $0.name.count < $1.name.count }) else {
+            if let issues = planner.desired.environmentIssues.first(where: { id.hasPrefix($0.key + "-v") }) {
+                throw EngineError("environment '\(issues.key)' is invalid: " + issues.value.map(\.description).joined(separator: "; "))
+            }
+            throw EngineError("plan '\(id)' belongs to no environment in \(planner.desired.root)/environments")
+        }
+        if let plan = planner.state.environments[env.name]?.plans.first(where: { $0.id == id }) {
+            return (plan, env)
+        }
+        let shortSHA = String(id.split(separator: "-").last ?? "")
+        let commit: ObjectID
+        do { commit = try planner.repo.resolveCommit(shortSHA) } catch {
+            throw EngineError("plan '\(id)' is not in the state file and its commit \(shortSHA) is not in the repository")
+        }
+        let explainer = planner.explainer
+        let config = try explainer.config(at: commit, label: commit.short)
+        let plan = try explainer.explain(env: env, commit: commit, config: config,
+                                         base: planner.state.environments[env.name]?.deployed?.commit, label: commit.short)
+        guard plan.id == id else {
+            throw EngineError("commit \(shortSHA) has version \(plan.version), so its plan is '\(plan.id)', not '\(id)'")
+        }
+        return (plan, env)
+    }
+
+    /// Writes `approvals/<plan>/<member>.yaml`; returns its path. Refuses what would not count.
+    public func approve(planID: String, as member: String, decision: ApprovalFile.Decision, comment: String?,
+                        keyPath: String?) throws -> String {
+        let (plan, env) = try findPlan(planID)
+        if plan.status != .pending {
+            throw EngineError("plan \(plan.id) is \(plan.status.rawValue); only a pending plan can be approved or rejected")
+        }
+        if let refusal = ApprovalRules.refusal(of: member, env: env, members: planner.desired.members, author: plan.author) {
+            throw EngineError("refused: \(refusal)")
+        }
+        let payload = SignedPayload.approval(plan: plan, decision: decision, by: member)
+        let signature = try sign(payload, member: member, env: env, keyPath: keyPath)
+        var text = "plan: \(plan.id)\ncommit: \(plan.commit)\ndecision: \(decision.rawValue)\nby: \(member)\n"
+        if let comment { text += "comment: \(Self.quoted(comment))\n" }
+        if let signature { text += Self.block("signature", signature) }
+        let path = DesiredStatePaths.approval(root: planner.desired.root, plan: plan.id, member: member)
+        try write(text, to: path)
+        return path
+    }
+
+    /// Writes `retries/<plan>.yaml` asking for one more attempt; returns its path and the retries asked.
+    public func retry(planID: String, as member: String, keyPath: String?) throws -> (String, Int) {
+        let (plan, env) = try findPlan(planID)
+        guard plan.status == .failed else {
+            throw EngineError("plan \(plan.id) is \(plan.status.rawValue); only a failed plan can be retried")
+        }
+        let wanted = max(plan.attempts.count, 1)
+        guard wanted <= RetryFile.maximum else {
+            throw EngineError("refused: plan \(plan.id) already had \(plan.attempts.count) attempts; at most \(RetryFile.maximum) retries are allowed")
+        }
+        if let refusal = ApprovalRules.refusal(of: member, env: env, members: planner.desired.members, author: plan.author, asAuthor: false) {
+            throw EngineError("refused: \(refusal)")
+        }
+        let payload = SignedPayload.retry(plan: plan, retries: wanted, by: member)
+        let signature = try sign(payload, member: member, env: env, keyPath: keyPath)
+        var text = "plan: \(plan.id)\nretries: \(wanted)\nby: \(member)\n"
+        if let signature { text += Self.block("signature", signature) }
+        let path = DesiredStatePaths.retry(root: planner.desired.root, plan: plan.id)
+        try write(text, to: path)
+        return (path, wanted)
+    }
+
+    /// Signs with `keyPath` after checking that the key is one of the member's, so a file that would be
+    /// invalid is never written.
+    func sign(_ payload: String, member: String, env: EnvironmentSpec, keyPath: String?) throws -> String? {
+        guard let keyPath else {
+            if env.requireSignature {
+                throw EngineError("refused: environment '\(env.name)' requires a signature; pass --key PATH (an ssh private key listed for \(member) in members.yaml)")
+            }
+            return nil
+        }
+        let signature = try SSHSignatures.sign(payload: payload, keyPath: keyPath)
+        if let problem = SSHSignatures.verify(payload: payload, signature: signature, member: planner.desired.members[member]!) {
+            throw EngineError("refused: the key \(keyPath) is not one of \(member)'s keys in members.yaml (\(problem))")
+        }
+        return signature
+    }
+
+    func write(_ text: String, to path: String) throws {
+        do { try StateStore.atomicWrite(Data(text.utf8), to: path) } catch { throw EngineError("\(error)") }
+    }
+
+    static func quoted(_ s: String) -> String {
+        let data = try! JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self).dropFirst().dropLast().description
+    }
+
+    static func block(_ key: String, _ value: String) -> String {
+        "\(key): |\n" + value.split(separator: "\n", omittingEmptySubsequences: true).map { "  \($0)\n" }.joined()
+    }
+}
+
+/// Where decision files live in the desired-state directory; every name has been validated first.
+enum DesiredStatePaths {
+    static func approval(root: String, plan: String, member: String) -> String {
+        precondition(Names.isValidPlanID(plan) && Names.isValid(member))
+        return "\(root)/approvals/\(plan)/\(member).yaml"
+    }
+
+    static func retry(root: String, plan: String) -> String {
+        precondition(Names.isValidPlanID(plan))
+        return "\(root)/retries/\(plan).yaml"
+    }
+}
