@@ -53,13 +53,39 @@ show dagctl approve "$prod_plan" --as bob --key "$work/keys/bob" --comment "revi
 show cat "$work/desired/approvals/$prod_plan/bob.yaml"
 show dagctl plan --env prod
 
-step "5. A pull-request preview: change one model on a branch and bump the version"
+step "5. dagctl reconcile: both approved plans are built from their commit and run with dbt on DuckDB"
+show dagctl reconcile
+show dagctl status
+
+step "6. A second reconcile with nothing new does nothing"
+show dagctl reconcile --env prod
+
+step "7. A pull-request preview: change one model on a branch and bump the version"
 git -C "$work/repo" checkout -q -b feature/customers
-printf -- '-- the number of orders is what marketing wants first\n' >> "$work/repo/models/marts/customers.sql"
+printf -- '-- customers: lifetime value first\n' >> "$work/repo/models/marts/customers.sql"
 sed -i 's/^version: .*/version: 2/' "$work/repo/.dagctl/config.yaml"
-git -C "$work/repo" commit -q -am "customers: comment; version 2"
+git -C "$work/repo" -c user.name=Carol -c user.email=carol@example.com commit -q -am "customers: comment; version 2"
+show dagctl plan --env prod --ref feature/customers --output markdown
+
+step "8. Merged: plan shows a selective plan for one model"
 git -C "$work/repo" checkout -q main
-base=$(git -C "$work/repo" rev-parse main)
-show dagctl plan --env prod --ref feature/customers --base "$base" --output markdown
+git -C "$work/repo" merge -q --ff-only feature/customers
+show dagctl plan --env prod
+prod_plan=$(plan_id prod)
+dev_plan=$(plan_id dev)
+
+step "9. Approve (carol bumped the version, so bob signs for prod) and reconcile: dbt runs one model"
+show dagctl approve "$dev_plan" --as carol
+show dagctl approve "$prod_plan" --as bob --key "$work/keys/bob"
+show dagctl reconcile
+python3 - "$DAGCTL_STATE" "$prod_plan" <<'PY'
+import json, os, sys
+state, plan = sys.argv[1], sys.argv[2]
+results = json.load(open(os.path.join(os.path.dirname(state), "logs", plan, "attempt-1", "run_results.json")))
+models = [r["unique_id"] for r in results["results"] if r["unique_id"].startswith("model.")]
+print("models run by", plan + ":", ", ".join(models))
+assert models == ["model.shop.customers"], models
+PY
+show dagctl logs "$prod_plan" --phase run
 
 printf '\nWork folder: %s\n' "$work"

@@ -6,7 +6,7 @@ public struct Dagctl: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "dagctl",
         abstract: "A one-shot, file-based, declarative reconciler that deploys dbt projects.",
-        subcommands: [PlanCommand.self, ValidateCommand.self, StatusCommand.self, ApproveCommand.self, RetryCommand.self])
+        subcommands: [PlanCommand.self, ValidateCommand.self, StatusCommand.self, ApproveCommand.self, RetryCommand.self, ReconcileCommand.self, LogsCommand.self])
 
     public init() {}
 }

@@ -21,6 +21,10 @@ struct PlanCommand: ParsableCommand {
     var output: OutputFormat = .text
 
     func run() throws {
+        try Self.preview(inputs: inputs, environments: environments, ref: ref, base: base, output: output)
+    }
+
+    static func preview(inputs: InputOptions, environments: [String], ref: String?, base: String?, output: OutputFormat) throws {
         let session = try Session.open(inputs)
         let planner = session.planner
         let reports = planner.selectedEnvironments(environments).map { planner.preview($0, ref: ref, base: base) }

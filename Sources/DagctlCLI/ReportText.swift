@@ -76,7 +76,17 @@ enum ReportText {
             row("changes", p.base == nil ? "none" : "none \(since)")
             return
         }
-        row("changes", "\(p.changes.count) file\(p.changes.count == 1 ? "" : "s") \(since)")
+        let files = "\(p.changes.count) file\(p.changes.count == 1 ? "" : "s") \(since)"
+        // A finished plan seen again needs only the counts; the paths are for deciding.
+        if !r.isNewPlan && !r.isLive {
+            let counts = Category.allCases.compactMap { c -> String? in
+                let n = p.changes.filter { $0.category == c }.count
+                return n == 0 ? nil : "\(n) \(c.rawValue)"
+            }
+            row("changes", files + ": " + counts.joined(separator: ", "))
+            return
+        }
+        row("changes", files)
         for category in Category.allCases {
             let group = p.changes.filter { $0.category == category }
             guard !group.isEmpty else { continue }

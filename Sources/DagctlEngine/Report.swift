@@ -24,11 +24,19 @@ public struct EnvironmentReport: Sendable {
     public var approvals: ApprovalReview?
     /// What this run did, in order, one line each.
     public var actions: [String] = []
+    /// A plan failed during this run.
+    public var failed = false
 
     public init(name: String, spec: EnvironmentSpec? = nil) {
         self.name = name
         self.spec = spec
         self.ref = spec?.ref
+    }
+
+    /// The newest plan still waits for approval or execution.
+    public var isLive: Bool {
+        guard let plan else { return false }
+        return [.pending, .approved, .building, .running].contains(plan.status)
     }
 
     /// The run phase's command for the plan (backend-independent form).

@@ -257,6 +257,55 @@ public final class GitRepository: @unchecked Sendable {
         return nil
     }
 
+    // MARK: export
+
+    /// Writes the tree of `commit` into `directory` (which must not exist yet): the exact commit, never
+    /// the work tree. Executable bits and symlinks are kept; submodules are skipped and returned.
+    @discardableResult
+    public func export(_ commit: ObjectID, to directory: String) throws(GitError) -> [String] {
+        let root = try tree(of: commit)
+        defer { git_tree_free(root) }
+        guard mkdir(directory, 0o755) == 0 else {
+            throw GitError("cannot create \(directory): \(String(cString: strerror(errno)))")
+        }
+        var skipped: [String] = []
+        try write(tree: root, to: directory, prefix: "", skipped: &skipped)
+        return skipped
+    }
+
+    private func write(tree: OpaquePointer, to directory: String, prefix: String, skipped: inout [String]) throws(GitError) {
+        for i in 0..<git_tree_entrycount(tree) {
+            guard let entry = git_tree_entry_byindex(tree, i) else { continue }
+            let name = String(cString: git_tree_entry_name(entry))
+            // Names come from the repository: never let one leave the export folder.
+            guard !name.isEmpty, name != ".", name != "..", name != ".git", !name.contains("/") else {
+                throw GitError("refusing to export the unsafe path '\(prefix)\(name)'")
+            }
+            let path = directory + "/" + name
+            let mode = git_tree_entry_filemode(entry)
+            switch mode {
+            case GIT_FILEMODE_TREE:
+                var sub: OpaquePointer?
+                let code = git_tree_lookup(&sub, handle, git_tree_entry_id(entry))
+                guard code == 0, let sub else { throw GitError.last("cannot read folder \(prefix)\(name)", code: code) }
+                defer { git_tree_free(sub) }
+                guard mkdir(path, 0o755) == 0 else { throw GitError("cannot create \(path): \(String(cString: strerror(errno)))") }
+                try write(tree: sub, to: path, prefix: prefix + name + "/", skipped: &skipped)
+            case GIT_FILEMODE_BLOB, GIT_FILEMODE_BLOB_EXECUTABLE:
+                let data = try blob(ObjectID(git_tree_entry_id(entry).pointee))
+                guard FileManager.default.createFile(atPath: path, contents: data,
+                                                     attributes: [.posixPermissions: mode == GIT_FILEMODE_BLOB_EXECUTABLE ? 0o755 : 0o644]) else {
+                    throw GitError("cannot write \(path)")
+                }
+            case GIT_FILEMODE_LINK:
+                let target = String(decoding: try blob(ObjectID(git_tree_entry_id(entry).pointee)), as: UTF8.self)
+                guard symlink(target, path) == 0 else { throw GitError("cannot create the link \(path): \(String(cString: strerror(errno)))") }
+            default:
+                skipped.append(prefix + name)
+            }
+        }
+    }
+
     // MARK: helpers
 
     private func lookupCommit(_ id: ObjectID) throws(GitError) -> OpaquePointer {

@@ -57,7 +57,9 @@ public struct Attempt: Codable, Sendable, Equatable {
     public var summary: [String: ResultCounts]
     /// Names of backend objects (Kubernetes Jobs) by phase, so a later run can find them.
     public var jobs: [String: String]?
+    /// The local child's process id (and group) and its start time, so a later run can stop an orphan.
     public var pid: Int32?
+    public var pidStart: UInt64?
 
     public init(n: Int, outcome: Outcome, phase: Phase, startedAt: String? = nil, finishedAt: String? = nil,
                 reason: String? = nil, summary: [String: ResultCounts] = [:], jobs: [String: String]? = nil, pid: Int32? = nil) {
@@ -74,7 +76,7 @@ public struct Attempt: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case n, outcome, phase, reason, summary, jobs, pid
-        case startedAt = "started_at", finishedAt = "finished_at"
+        case startedAt = "started_at", finishedAt = "finished_at", pidStart = "pid_start"
     }
 }
 

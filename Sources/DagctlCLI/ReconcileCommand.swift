@@ -1,0 +1,93 @@
+import ArgumentParser
+import DagctlEngine
+import DagctlSpec
+import DagctlState
+import Foundation
+
+struct ReconcileCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reconcile",
+        abstract: "Move every environment one step closer to the desired state: explain, approve, build, run, record.")
+
+    @OptionGroup var inputs: InputOptions
+
+    @Option(name: .customLong("env"), help: "Only this environment (repeatable).")
+    var environments: [String] = []
+
+    @Flag(help: "Only show what would be done (the same as `dagctl plan`).")
+    var dryRun = false
+
+    @Flag(inversion: .prefixedNo, help: "Follow Kubernetes Jobs until they finish (default), or submit and return.")
+    var wait = true
+
+    @Option(help: "text, json or markdown.")
+    var output: OutputFormat = .text
+
+    func run() throws {
+        if dryRun {
+            return try PlanCommand.preview(inputs: inputs, environments: environments, ref: nil, base: nil, output: output)
+        }
+        let store = StateStore(path: inputs.state)
+        let lock: StateLock
+        do { lock = try StateLock.acquire(store, command: "dagctl reconcile") } catch {
+            throw Console.fail("\(error)", code: 75)
+        }
+        defer { withExtendedLifetime(lock) {} }
+        let session = try Session.open(inputs)
+        // Live output goes to stdout for people, to stderr when stdout carries a document.
+        let console = output == .text ? FileHandle.standardOutput : FileHandle.standardError
+        let heartbeat = ProcessInfo.processInfo.environment["DAGCTL_HEARTBEAT_SECONDS"].flatMap(TimeInterval.init) ?? 15
+        let reconciler = Reconciler(planner: session.planner, store: session.store, console: console, heartbeat: heartbeat) { report in
+            if output == .text { Console.out(ReportText.render([report]) + "\n") }
+        }
+        let reports = reconciler.run(environments: environments)
+        switch output {
+        case .json: Console.out(ReportJSON.document(reports))
+        case .markdown: Console.out(ReportMarkdown.render(reports, title: "reconcile"))
+        case .text: break
+        }
+        if reports.contains(where: { !$0.errors.isEmpty || $0.failed }) { throw ExitCode(1) }
+    }
+}
+
+struct LogsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "logs",
+        abstract: "Print the saved logs of a plan's attempt (the newest by default).")
+
+    @Argument(help: "The plan id.")
+    var planID: String
+
+    @Option(help: "The attempt number (default: the newest).")
+    var attempt: Int?
+
+    @Option(help: "build or run (default: both).")
+    var phase: Phase?
+
+    @OptionGroup var stateOption: StateOption
+
+    enum Phase: String, ExpressibleByArgument { case build, run }
+
+    func run() throws {
+        guard Names.isValidPlanID(planID) else { throw Console.fail("'\(planID)' is not a plan id") }
+        let store = StateStore(path: stateOption.state)
+        let planDir = "\(store.directory)/logs/\(planID)"
+        let attempts = ((try? FileManager.default.contentsOfDirectory(atPath: planDir)) ?? [])
+            .compactMap { $0.hasPrefix("attempt-") ? Int($0.dropFirst(8)) : nil }.sorted()
+        guard let newest = attempts.last else { throw Console.fail("no logs for \(planID) in \(planDir)") }
+        let n = attempt ?? newest
+        guard attempts.contains(n) else {
+            throw Console.fail("\(planID) has no attempt \(n); attempts with logs: \(attempts.map(String.init).joined(separator: ", "))")
+        }
+        let phases = phase.map { [$0.rawValue] } ?? ["build", "run"]
+        var printed = false
+        for p in phases {
+            let path = "\(planDir)/attempt-\(n)/\(p).log"
+            guard let data = FileManager.default.contents(atPath: path) else { continue }
+            if phase == nil { Console.out("==> \(planID) attempt \(n) \(p) (\(path)) <==\n") }
+            FileHandle.standardOutput.write(data)
+            printed = true
+        }
+        if !printed { throw Console.fail("\(planID) attempt \(n) has no \(phase?.rawValue ?? "") log") }
+    }
+}

@@ -1,0 +1,154 @@
+import DagctlBackends
+import DagctlGit
+import DagctlPlanning
+import DagctlSpec
+import DagctlState
+import Foundation
+
+/// Runs one attempt of an approved plan on the local backend: build (export the exact commit, prepare
+/// dbt, `dbt deps`), then run (`dbt build`), recording every status change through `record`.
+struct LocalExecutor {
+    let repo: GitRepository
+    let desired: DesiredState
+    let stateDir: String
+    let console: FileHandle
+    let heartbeat: TimeInterval
+
+    /// Where the attempt's logs go: `<state-dir>/logs/<plan-id>/attempt-<n>/`.
+    static func logDir(stateDir: String, plan: String, attempt: Int) -> String {
+        "\(stateDir)/logs/\(plan)/attempt-\(attempt)"
+    }
+
+    /// Runs the next attempt; `record` saves the plan (and the state) at each change. Returns the plan as
+    /// it ended and a one-line account of each step.
+    func execute(_ plan: Plan, env: EnvironmentSpec, record: (Plan) throws -> Void) throws -> (Plan, [String]) {
+        var plan = plan
+        var notes: [String] = []
+        let n = plan.attempts.count + 1
+        plan.attempts.append(Attempt(n: n, outcome: .running, phase: .build, startedAt: Timestamp.now()))
+        plan.status = .building
+        plan.statusReason = nil
+        try record(plan)
+
+        let logs = Self.logDir(stateDir: stateDir, plan: plan.id, attempt: n)
+        try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
+        func fail(_ reason: String) throws -> (Plan, [String]) {
+            plan.attempts[n - 1].outcome = .failed
+            plan.attempts[n - 1].finishedAt = Timestamp.now()
+            plan.attempts[n - 1].reason = reason
+            plan.status = .failed
+            plan.statusReason = "attempt \(n) failed in \(plan.attempts[n - 1].phase.rawValue): \(reason)"
+            try record(plan)
+            notes.append("attempt \(n) failed in \(plan.attempts[n - 1].phase.rawValue): \(reason) (logs: \(logs))")
+            return (plan, notes)
+        }
+
+        // Build.
+        let buildStart = Date()
+        let buildLog = try openLog("\(logs)/build.log")
+        let buildSink = OutputSink(prefix: "[\(env.name) build] ", console: console, heartbeat: heartbeat)
+        let environment = Self.environment(for: env)
+        let dbt: String, projectDir: String
+        do {
+            let exportDir = "\(stateDir)/builds/\(plan.id)/attempt-\(n)"
+            try? FileManager.default.removeItem(atPath: exportDir)
+            try FileManager.default.createDirectory(atPath: "\(stateDir)/builds/\(plan.id)", withIntermediateDirectories: true)
+            func say(_ line: String) {
+                buildLog.write(Data("dagctl: \(line)\n".utf8))
+                buildSink.say(line)
+            }
+            say("exporting commit \(plan.commit) into \(exportDir)")
+            let skipped = try repo.export(ObjectID(hex: plan.commit), to: exportDir)
+            for path in skipped { say("skipped submodule \(path) (submodules are not exported)") }
+            let config = try Explainer(repo: repo, members: desired.members).config(at: ObjectID(hex: plan.commit), label: plan.commit.prefix(10).description)
+            projectDir = config.projectDir.isEmpty ? exportDir : "\(exportDir)/\(config.projectDir)"
+            let requirements = config.requirements.map { "\(exportDir)/\($0)" } ?? "\(exportDir)/requirements.txt"
+            let hasRequirements = config.requirements != nil || FileManager.default.fileExists(atPath: requirements)
+            let backend = LocalBackend(cacheDir: "\(stateDir)/cache")
+            dbt = try backend.dbtExecutable(requirements: hasRequirements ? requirements : nil, environment: environment,
+                                            log: buildLog, sink: buildSink)
+            try backend.deps(dbt: dbt, projectDir: projectDir, profilesDir: profilesDir(env), environment: environment,
+                             log: buildLog, sink: buildSink)
+        } catch {
+            try? buildLog.close()
+            return try fail("\(error)")
+        }
+        try? buildLog.close()
+        notes.append("built attempt \(n) in \(formatDuration(Date().timeIntervalSince(buildStart)))")
+
+        guard let command = LocalBackend.runCommand(dbt: dbt, scope: plan.scope, select: plan.select, target: env.target,
+                                                    projectDir: projectDir, profilesDir: profilesDir(env)) else {
+            plan.attempts[n - 1].outcome = .succeeded
+            plan.attempts[n - 1].finishedAt = Timestamp.now()
+            plan.status = .succeeded
+            try record(plan)
+            notes.append("build_only: no dbt run")
+            return (plan, notes)
+        }
+
+        // Run.
+        plan.status = .running
+        plan.attempts[n - 1].phase = .run
+        try record(plan)
+        let runStart = Date()
+        let runLog = try openLog("\(logs)/run.log")
+        let runSink = OutputSink(prefix: "[\(env.name) run] ", console: console, heartbeat: heartbeat)
+        runLog.write(Data("dagctl: \(command.joined(separator: " "))\n".utf8))
+        runSink.say(command.joined(separator: " "))
+        let end: ProcessEnd
+        do {
+            end = try LiveProcess.run(command, environment: environment, log: runLog, sink: runSink) { pid in
+                plan.attempts[n - 1].pid = pid
+                plan.attempts[n - 1].pidStart = LiveProcess.startTime(of: pid)
+                try? record(plan)
+            }
+        } catch {
+            try? runLog.close()
+            return try fail("\(error)")
+        }
+        try? runLog.close()
+        plan.attempts[n - 1].pid = nil
+        plan.attempts[n - 1].pidStart = nil
+
+        let results = "\(projectDir)/target/run_results.json"
+        var summary: RunResults.Summary?
+        if let data = FileManager.default.contents(atPath: results) {
+            FileManager.default.createFile(atPath: "\(logs)/run_results.json", contents: data)
+            summary = RunResults.summarize(data)
+            plan.attempts[n - 1].summary = summary?.counts ?? [:]
+        }
+        guard end.succeeded else {
+            var reason = "dbt build: \(end.description)"
+            if let failures = summary?.failures, !failures.isEmpty { reason += "; failed: " + failures.joined(separator: ", ") }
+            return try fail(reason)
+        }
+        plan.attempts[n - 1].outcome = .succeeded
+        plan.attempts[n - 1].finishedAt = Timestamp.now()
+        plan.status = .succeeded
+        try record(plan)
+        notes.append("ran \(Explain.dbtCommand(scope: plan.scope, select: plan.select, target: env.target)!.joined(separator: " ")) in \(formatDuration(Date().timeIntervalSince(runStart)))")
+        return (plan, notes)
+    }
+
+    func profilesDir(_ env: EnvironmentSpec) -> String? {
+        desired.profilesDir(for: env).map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+    }
+
+    /// dagctl's environment plus the environment's `env`. Unless set otherwise, dbt is told not to send
+    /// usage statistics (which also keeps it from writing `.user.yml` into the desired state's profiles
+    /// folder) and not to colour its output.
+    static func environment(for env: EnvironmentSpec) -> [String: String] {
+        var result = ProcessInfo.processInfo.environment
+        result["DBT_SEND_ANONYMOUS_USAGE_STATS"] = result["DBT_SEND_ANONYMOUS_USAGE_STATS"] ?? "false"
+        // Logs are files first: no colour codes in them.
+        result["DBT_USE_COLORS"] = result["DBT_USE_COLORS"] ?? "false"
+        result.merge(env.env) { $1 }
+        return result
+    }
+
+    func openLog(_ path: String) throws -> FileHandle {
+        FileManager.default.createFile(atPath: path, contents: nil)
+        guard let handle = FileHandle(forWritingAtPath: path) else { throw EngineError("cannot write \(path)") }
+        return handle
+    }
+}
