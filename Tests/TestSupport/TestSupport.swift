@@ -145,3 +145,51 @@ public func dagctl(_ arguments: [String], in directory: String? = nil, environme
 public func parseJSON(_ text: String) -> [String: Any]? {
     (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]
 }
+
+/// A `dagctl` started in the background with posix_spawn, so a test can SIGKILL it and reap it
+/// itself (Foundation's Process may wait for grandchildren that keep its output open).
+public struct BackgroundProcess: Sendable {
+    public let pid: pid_t
+
+    /// Waits for the process and returns its raw wait status.
+    @discardableResult
+    public func wait() -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return status
+    }
+}
+
+/// Starts the real `dagctl` binary without waiting; its output goes to files in `outputDir`.
+public func startDagctl(_ arguments: [String], environment: [String: String], outputDir: String) -> BackgroundProcess {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, outputDir + "/stdout", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_addopen(&actions, 2, outputDir + "/stderr", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let argv = ([dagctlBinary] + arguments).map { strdup($0) } + [nil]
+    let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { (argv + envp).forEach { free($0) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, dagctlBinary, &actions, nil, argv, envp)
+    precondition(rc == 0, "cannot start dagctl: \(rc)")
+    return BackgroundProcess(pid: pid)
+}
+
+/// Polls `condition` every 100 ms until it holds or `seconds` pass; returns whether it held.
+public func eventually(within seconds: Double, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(100_000)
+    }
+    return condition()
+}
+
+/// PATH with the project's virtualenv (dbt) first, as `.ci/test` sets it up.
+public let pathWithVenv: String = {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+    return "\(packageRoot)/.venv/bin:\(path)"
+}()

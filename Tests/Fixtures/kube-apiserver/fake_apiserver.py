@@ -17,15 +17,12 @@ EVENTS = []                          # (resourceVersion, type, object snapshot):
 STATE = {"rv": 1000}
 ARGS = None
 
-
 def now():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
 
 def random_suffix():
     # The alphabet apimachinery uses for generated names (no vowels, no look-alike digits).
     return "".join(random.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
-
 
 def touch(obj, event="MODIFIED"):
     """Every change bumps the global resourceVersion and is remembered for watches. Needs LOCK."""
@@ -33,7 +30,6 @@ def touch(obj, event="MODIFIED"):
     obj["metadata"]["resourceVersion"] = str(STATE["rv"])
     EVENTS.append((STATE["rv"], event, copy.deepcopy(obj)))
     CHANGED.notify_all()
-
 
 class ApiError(Exception):
     """Becomes a metav1.Status body; kubectl turns it into `Error from server (Reason): message`."""
@@ -43,11 +39,9 @@ class ApiError(Exception):
                        "message": message, "reason": reason, **({"details": details} if details else {}),
                        "code": code}
 
-
 def not_found(plural, group, name):
     return ApiError(404, "NotFound", f'{plural}{"." + group if group else ""} "{name}" not found',
                     {"name": name, **({"group": group} if group else {}), "kind": plural})
-
 
 def invalid(name, causes):
     texts = [f"{field}: {msg}" for field, msg in causes]
@@ -85,7 +79,6 @@ DISCOVERY = {
 OPENAPI_GROUPS = {"api/v1": ("", "/api/v1/namespaces/{namespace}/pods/{name}", "Pod"),
                   "apis/batch/v1": ("batch", "/apis/batch/v1/namespaces/{namespace}/jobs/{name}", "Job")}
 
-
 def openapi_v3(path, prefix):
     """Just enough OpenAPI v3 for kubectl to see that the server takes `fieldValidation`: kubectl then
     leaves validation to the server instead of failing with "failed to download openapi"."""
@@ -99,10 +92,8 @@ def openapi_v3(path, prefix):
                   "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}],
                   "responses": {"200": {"description": "OK"}}}}}}
 
-
 def namespace_exists(ns):
     return not ARGS.namespaces or ns in ARGS.namespaces.split(",")
-
 
 def namespaces(name):
     def ns(n):
@@ -124,7 +115,6 @@ def namespaces(name):
 SELECTOR_TERM = re.compile(r"\s*(?:!\s*(?P<absent>[\w./-]+)|(?P<key>[\w./-]+)\s*(?:(?P<op>==|=|!=)\s*(?P<value>[\w./-]*)"
                            r"|\s+(?P<setop>in|notin)\s*\((?P<values>[^)]*)\))?)\s*(?:,|$)")
 
-
 def label_matcher(selector):
     """Equality- and set-based label selectors, as a predicate on a labels dict."""
     tests, pos, selector = [], 0, (selector or "").strip()
@@ -144,7 +134,6 @@ def label_matcher(selector):
             tests.append(lambda l, k=g["key"]: k in l)
     return lambda labels: all(t(labels or {}) for t in tests)
 
-
 def field_matcher(selector):
     # `kubectl wait` and `delete --wait` select by fieldSelector=metadata.name=NAME.
     tests = []
@@ -156,7 +145,6 @@ def field_matcher(selector):
             return obj if isinstance(obj, str) else ""
         tests.append(lambda o, get=get, v=value, neg=op == "!=": (get(o) == v) != neg)
     return lambda obj: all(t(obj) for t in tests)
-
 
 def matcher(ns, query):
     labels, fields = label_matcher(query.get("labelSelector")), field_matcher(query.get("fieldSelector"))
@@ -180,7 +168,6 @@ def load_rule(job):
             return rule
     return {"action": "succeed"}
 
-
 class PodRuntime:
     """What the kubelet knows about a pod: its log, its process, and whether it has been told to stop."""
     def __init__(self):
@@ -191,7 +178,6 @@ class PodRuntime:
         with LOCK:
             self.log += data
             CHANGED.notify_all()
-
 
 def create_job(namespace, job, dry_run):
     meta, spec = job.setdefault("metadata", {}), job.setdefault("spec", {})
@@ -249,30 +235,26 @@ def create_job(namespace, job, dry_run):
             timer.start()
         return created
 
-
 def set_job_status(job, drop=(), **fields):
     for key in drop:
         job["status"].pop(key, None)
     job["status"].update(fields)
     touch(job)
 
-
 def job_alive(job):
     conditions = {c["type"] for c in job["status"].get("conditions", [])}
     return JOBS.get((job["metadata"]["namespace"], job["metadata"]["name"])) is job and not conditions & {"Complete", "Failed"}
 
-
 def condition(kind, reason, message):
     t = now()
     return {"type": kind, "status": "True", "lastProbeTime": t, "lastTransitionTime": t, "reason": reason, "message": message}
-
 
 def start_pod(job, rule):
     ns, jname, tmpl = job["metadata"]["namespace"], job["metadata"]["name"], job["spec"]["template"]
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {
         "name": f"{jname}-{random_suffix()}", "generateName": jname + "-", "namespace": ns, "uid": str(uuid.uuid4()),
         "creationTimestamp": now(), "labels": dict(tmpl["metadata"]["labels"]),
-        "annotations": dict(tmpl["metadata"].get("annotations", {})),
+        **({"annotations": dict(tmpl["metadata"]["annotations"])} if tmpl["metadata"].get("annotations") else {}),
         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": jname, "uid": job["metadata"]["uid"],
                              "controller": True, "blockOwnerDeletion": True}]},
         "spec": {**copy.deepcopy(tmpl["spec"]), "nodeName": "fake-node"},
@@ -284,7 +266,6 @@ def start_pod(job, rule):
     touch(pod, "ADDED")
     threading.Thread(target=run_pod, args=(job, pod, RUNTIME[key], rule), daemon=True).start()
 
-
 def set_pod_status(pod, phase, state):
     running = phase == "Running"
     pod["status"].update(phase=phase, podIP="10.244.0.7", conditions=[
@@ -294,7 +275,6 @@ def set_pod_status(pod, phase, state):
     for cs in pod["status"]["containerStatuses"]:
         cs.update(state=copy.deepcopy(state), ready=running, started=running, containerID="containerd://" + uuid.uuid4().hex)
     touch(pod)
-
 
 def run_pod(job, pod, rt, rule):
     rt.stop.wait(float(rule.get("pending_seconds", 0)))
@@ -317,7 +297,8 @@ def run_pod(job, pod, rt, rule):
                 touch(PODS.pop(key), "DELETED")
         if not job_alive(job):
             return
-        failed, conditions = job["status"].get("failed", 0) + (exit_code != 0), job["status"].get("conditions", [])
+        failed = job["status"].get("failed", 0) + (exit_code != 0 or rt.stop.is_set())
+        conditions = job["status"].get("conditions", [])
         if conditions and conditions[-1]["type"] == "FailureTarget":
             # 1.32 adds the terminal condition only once the pods of a failing Job have terminated.
             set_job_status(job, ("active",), ready=0, failed=failed,
@@ -337,14 +318,12 @@ def run_pod(job, pod, rt, rule):
             set_job_status(job, ("active",), ready=0, failed=failed,
                            conditions=[condition("FailureTarget", *why), condition("Failed", *why)])
 
-
 def run_canned(rt, rule):
     for line in rule.get("logs", []):
         if rt.stop.wait(float(rule.get("delay_seconds", 0))):
             return 143
         rt.append(line.encode() + b"\n")
     return int(rule.get("exit_code", 1)) if rule.get("action") == "fail" else 0
-
 
 def run_exec(pod, rt, rule):
     spec = rule.get("exec", {})
@@ -372,11 +351,19 @@ def run_exec(pod, rt, rule):
         rt.proc = proc
         if rt.stop.is_set():
             stop_pod(rt)
-    while chunk := proc.stdout.read1(65536):
-        rt.append(chunk)
-    code = proc.wait()
-    return code if code >= 0 else 128 - code   # killed by signal N -> exit code 128+N, as a container reports
 
+    def copy_output():
+        while chunk := proc.stdout.read1(65536):
+            rt.append(chunk)
+    reader = threading.Thread(target=copy_output, daemon=True)
+    reader.start()
+    code = proc.wait()
+    try:   # as in a container, what the main process leaves behind dies with it (and so the log ends)
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    reader.join()
+    return code if code >= 0 else 128 - code   # killed by signal N -> exit code 128+N, as a container reports
 
 def signal_group(proc, sig):
     try:
@@ -384,7 +371,6 @@ def signal_group(proc, sig):
             os.killpg(proc.pid, sig)
     except ProcessLookupError:
         pass
-
 
 def stop_pod(rt):
     rt.stop.set()
@@ -395,10 +381,8 @@ def stop_pod(rt):
         timer.daemon = True
         timer.start()
 
-
 def pods_of(job):
     return [k for k, p in PODS.items() if p["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]]
-
 
 def deadline_exceeded(job):
     with LOCK:
@@ -408,7 +392,6 @@ def deadline_exceeded(job):
             for key in pods_of(job):
                 if not RUNTIME[key].done:
                     stop_pod(RUNTIME[key])
-
 
 def delete(store, plural, group, ns, name):
     with LOCK:
@@ -428,7 +411,6 @@ def delete(store, plural, group, ns, name):
 
 ROUTES = [("pods", "", PODS, "Pod", re.compile(r"^/api/v1/(?:namespaces/([^/]+)/)?pods(?:/([^/]+)(?:/(log))?)?$")),
           ("jobs", "batch", JOBS, "Job", re.compile(r"^/apis/batch/v1/(?:namespaces/([^/]+)/)?jobs(?:/([^/]+))?()$"))]
-
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"   # keep-alive, and chunked responses for log and watch streams
@@ -562,7 +544,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def end_stream(self):
         if not self.close_connection:
-            self.send_chunk(b"")
             try:
                 self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
@@ -577,7 +558,6 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-
 def kubeconfig(port):
     # Both contexts reach this server; "other" through a /ctx/other prefix, so the record tells them apart.
     # "other" is also the current context, so a forgotten --context shows up in the record.
@@ -589,20 +569,18 @@ def kubeconfig(port):
             "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": ARGS.namespace}},
                          {"name": "other", "context": {"cluster": "other", "user": "fake"}}]}
 
-
 def write_atomically(path, text):
     with open(path + ".tmp", "w") as f:
         f.write(text)
     os.replace(path + ".tmp", path)
-
 
 def shutdown(*_):
     with LOCK:
         for rt in RUNTIME.values():
             if rt.proc:
                 signal_group(rt.proc, signal.SIGKILL)
+                rt.proc.wait(1)   # reaped here rather than left as zombies for whoever adopts them
     os._exit(0)
-
 
 def main():
     global ARGS
@@ -629,7 +607,6 @@ def main():
     timer.daemon = True
     timer.start()
     server.serve_forever()
-
 
 if __name__ == "__main__":
     main()

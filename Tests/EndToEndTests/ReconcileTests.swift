@@ -1,0 +1,234 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The example dbt project in a temporary git repository, with `dev` deploying without approval.
+final class DeployWorkspace: @unchecked Sendable {
+    let repo = GitFixture()
+    let dir = TemporaryDirectory("dagctl-deploy")
+    var statePath: String { dir.file("state/state.json") }
+    var stateDir: String { dir.file("state") }
+
+    init(devEnv: [String: String] = [:]) {
+        run("cp", ["-R", packageRoot + "/examples/project/.", repo.path])
+        run("cp", ["-R", packageRoot + "/examples/desired", dir.file("desired")])
+        setDevEnv(devEnv)
+        try? FileManager.default.removeItem(atPath: dir.file("desired/environments/prod.yaml"))
+        repo.commit("shop v1", author: "alice")
+    }
+
+    func setDevEnv(_ env: [String: String]) {
+        var text = "ref: main\ntarget: dev\nrequired_approvals: 0\n"
+        if !env.isEmpty { text += "env:\n" + env.sorted { $0.key < $1.key }.map { "  \($0.key): \"\($0.value)\"\n" }.joined() }
+        dir.write("desired/environments/dev.yaml", text)
+    }
+
+    var environment: [String: String] {
+        ["DAGCTL_REPO": repo.path, "DAGCTL_DESIRED": dir.file("desired"), "DAGCTL_STATE": statePath,
+         "SHOP_WAREHOUSE_DIR": dir.path, "PATH": pathWithVenv]
+    }
+
+    func dagctl(_ args: String...) -> ProcessOutput {
+        TestSupport.dagctl(Array(args), in: dir.path, environment: environment)
+    }
+
+    /// Commits a change with a version bump.
+    func bump(_ version: Int, _ change: (GitFixture) -> Void) {
+        change(repo)
+        repo.setVersion(String(version))
+        repo.commit("version \(version)", author: "bob")
+    }
+
+    func state() throws -> [String: Any] {
+        let text = try #require(dir.read("state/state.json"))
+        return try #require(parseJSON(text))
+    }
+
+    /// The newest dev plan, or nil while there is none (for polling: records no test issue).
+    func peekNewestPlan() -> [String: Any]? {
+        guard let text = dir.read("state/state.json"), let doc = parseJSON(text) else { return nil }
+        return (((doc["environments"] as? [String: Any])?["dev"] as? [String: Any])?["plans"] as? [[String: Any]])?.last
+    }
+
+    func devPlans() throws -> [[String: Any]] {
+        try #require(((try state()["environments"] as? [String: Any])?["dev"] as? [String: Any])?["plans"] as? [[String: Any]])
+    }
+
+    func deployedVersion() throws -> String? {
+        (((try state()["environments"] as? [String: Any])?["dev"] as? [String: Any])?["deployed"] as? [String: Any])?["version"] as? String
+    }
+
+    /// The resources dbt ran for a plan's attempt, from the kept run_results.json.
+    func ranNodes(_ plan: String, attempt: Int = 1) throws -> [String] {
+        let text = try #require(dir.read("state/logs/\(plan)/attempt-\(attempt)/run_results.json"))
+        let results = try #require(parseJSON(text)?["results"] as? [[String: Any]])
+        return results.compactMap { $0["unique_id"] as? String }.sorted()
+    }
+}
+
+@Suite("dagctl reconcile with real dbt on DuckDB", .serialized)
+struct ReconcileTests {
+    @Test func deploysOnlyWhatChanged() throws {
+        let ws = DeployWorkspace()
+
+        // First deploy builds everything.
+        let first = ws.dagctl("reconcile")
+        #expect(first.status == 0, "\(first.stdout)\n\(first.stderr)")
+        var plans = try ws.devPlans()
+        let v1 = try #require(plans.last?["id"] as? String)
+        #expect(plans.last?["status"] as? String == "succeeded")
+        #expect(try ws.ranNodes(v1).filter { $0.hasPrefix("model.") } ==
+                ["model.shop.customers", "model.shop.orders_daily", "model.shop.stg_customers", "model.shop.stg_orders"])
+        #expect(first.stdout.contains("[dev run] "), "logs stream live with a prefix")
+        #expect(try ws.deployedVersion() == "1")
+
+        // Nothing new: nothing happens, the state file is not rewritten.
+        let before = ws.dir.read("state/state.json")
+        let again = ws.dagctl("reconcile")
+        #expect(again.status == 0)
+        #expect(again.stdout.contains("did        nothing to do"))
+        #expect(ws.dir.read("state/state.json") == before)
+
+        // One model changed: only that model runs.
+        ws.bump(2) { $0.write("models/marts/customers.sql", $0.dir.read("models/marts/customers.sql")! + "-- v2\n") }
+        #expect(ws.dagctl("reconcile").status == 0)
+        plans = try ws.devPlans()
+        let v2 = try #require(plans.last?["id"] as? String)
+        #expect(plans.last?["scope"] as? String == "selective")
+        #expect(try ws.ranNodes(v2) == ["model.shop.customers"])
+        let summary = try #require(((plans.last?["attempts"] as? [[String: Any]])?.first?["summary"] as? [String: Any])?["models"] as? [String: Any])
+        #expect(summary["success"] as? Int == 1)
+
+        // A macro change runs everything.
+        ws.bump(3) { $0.write("macros/cents_to_dollars.sql", $0.dir.read("macros/cents_to_dollars.sql")! + "\n{# v3 #}\n") }
+        #expect(ws.dagctl("reconcile").status == 0)
+        let v3 = try #require(try ws.devPlans().last?["id"] as? String)
+        #expect(try ws.ranNodes(v3).filter { $0.hasPrefix("model.") }.count == 4)
+        #expect(try ws.ranNodes(v3).contains { $0.hasPrefix("test.") })
+
+        // A README-only change is build_only: no dbt run at all.
+        ws.bump(4) { $0.write("README.md", "# shop\n\nNow with docs.\n") }
+        let readme = ws.dagctl("reconcile")
+        #expect(readme.status == 0)
+        plans = try ws.devPlans()
+        let v4 = try #require(plans.last?["id"] as? String)
+        #expect(plans.last?["scope"] as? String == "build_only")
+        #expect(plans.last?["status"] as? String == "succeeded")
+        #expect(ws.dir.read("state/logs/\(v4)/attempt-1/build.log") != nil)
+        #expect(ws.dir.read("state/logs/\(v4)/attempt-1/run.log") == nil)
+        #expect(!readme.stdout.contains("[dev run]"))
+        #expect(try ws.deployedVersion() == "4")
+
+        // logs prints what was kept.
+        let logs = ws.dagctl("logs", v2, "--phase", "run")
+        #expect(logs.status == 0)
+        #expect(logs.stdout.contains("dbt build --select customers --target dev"))
+        #expect(logs.stdout.contains("Done. PASS=1"))
+        #expect(ws.dagctl("logs", v2, "--attempt", "2").status == 1)
+    }
+
+    @Test func failureRetryAndRetryLimit() throws {
+        let ws = DeployWorkspace()
+        #expect(ws.dagctl("reconcile").status == 0)
+
+        // A model that needs an environment variable the environment does not set yet.
+        ws.bump(2) { $0.write("models/marts/fx.sql", "select {{ env_var('SHOP_FX_RATE') }} as rate\n") }
+        let failed = ws.dagctl("reconcile")
+        #expect(failed.status == 1)
+        var plans = try ws.devPlans()
+        let v2 = try #require(plans.last?["id"] as? String)
+        #expect(plans.last?["status"] as? String == "failed")
+        #expect((plans.last?["status_reason"] as? String)?.contains("attempt 1 failed in run") == true)
+        #expect(try ws.deployedVersion() == "1", "a failed plan leaves the deployed commit where it was")
+
+        // Nothing retries without a request.
+        #expect(ws.dagctl("reconcile").stdout.contains("nothing to do"))
+
+        // Fix the environment (not the commit) and ask for a retry.
+        ws.setDevEnv(["SHOP_FX_RATE": "1.25"])
+        let ask = ws.dagctl("retry", v2, "--as", "carol")
+        #expect(ask.status == 0, "\(ask.stderr)")
+        let retried = ws.dagctl("reconcile")
+        #expect(retried.status == 0, "\(retried.stdout)")
+        plans = try ws.devPlans()
+        #expect(plans.last?["id"] as? String == v2, "a retry reuses the plan, its commit and selection")
+        #expect(plans.last?["status"] as? String == "succeeded")
+        #expect((plans.last?["attempts"] as? [[String: Any]])?.map { $0["outcome"] as? String } == ["failed", "succeeded"])
+        #expect(try ws.ranNodes(v2, attempt: 2) == ["model.shop.fx"])
+        #expect(try ws.deployedVersion() == "2")
+
+        // A plan that keeps failing gets at most three retries.
+        ws.bump(3) { $0.write("models/marts/broken.sql", "select from where\n") }
+        #expect(ws.dagctl("reconcile").status == 1)
+        let v3 = try #require(try ws.devPlans().last?["id"] as? String)
+        for retry in 1...3 {
+            #expect(ws.dagctl("retry", v3, "--as", "carol").status == 0)
+            #expect(ws.dir.read("desired/retries/\(v3).yaml")?.contains("retries: \(retry)\n") == true)
+            #expect(ws.dagctl("reconcile").status == 1)
+        }
+        #expect((try ws.devPlans().last?["attempts"] as? [[String: Any]])?.count == 4)
+        let fourth = ws.dagctl("retry", v3, "--as", "carol")
+        #expect(fourth.status == 1)
+        #expect(fourth.stderr.contains("at most 3 retries"))
+        ws.dir.write("desired/retries/\(v3).yaml", "plan: \(v3)\nretries: 4\nby: carol\n")
+        let refused = ws.dagctl("reconcile")
+        #expect(refused.stdout.contains("ignored"))
+        #expect(refused.stdout.contains("out of range; expected 1..3"))
+        #expect((try ws.devPlans().last?["attempts"] as? [[String: Any]])?.count == 4)
+        #expect(try ws.deployedVersion() == "2")
+    }
+
+    @Test func survivesSIGKILLDuringTheRunPhase() throws {
+        let ws = DeployWorkspace(devEnv: ["SHOP_SLOW_SECONDS": "60"])
+        ws.bump(1) {
+            $0.write("models/marts/slow.py", """
+                import os
+                import time
+
+                def model(dbt, session):
+                    time.sleep(float(os.environ.get("SHOP_SLOW_SECONDS", "0")))
+                    return session.sql("select 1 as id")
+                """)
+        }
+        let out = TemporaryDirectory("dagctl-out")
+        let first = startDagctl(["reconcile"], environment: ws.environment, outputDir: out.path)
+        var childPID: Int32 = 0
+        let running = eventually(within: 60) {
+            guard let plan = ws.peekNewestPlan(), plan["status"] as? String == "running",
+                  let pid = (plan["attempts"] as? [[String: Any]])?.last?["pid"] as? Int else { return false }
+            childPID = Int32(pid)
+            return (out.read("stdout") ?? "").contains("START python table model")
+        }
+        #expect(running, "the run phase started: \(out.read("stdout") ?? "")")
+
+        // A second reconcile while the first holds the lock.
+        let second = ws.dagctl("reconcile")
+        #expect(second.status == 75)
+        #expect(second.stderr.contains("pid \(first.pid)"))
+        #expect(second.stderr.contains("dagctl reconcile"))
+
+        kill(first.pid, SIGKILL)
+        first.wait()
+        #expect(try ws.state()["schema_version"] as? Int == 1, "the state file is valid JSON")
+        #expect(kill(childPID, 0) == 0, "dbt outlived the killed dagctl")
+
+        // The next run stops the orphan, marks the attempt interrupted and the plan failed.
+        ws.setDevEnv(["SHOP_SLOW_SECONDS": "0"])
+        let recovered = ws.dagctl("reconcile")
+        #expect(recovered.stdout.contains("attempt 1 was interrupted"), "\(recovered.stdout)")
+        #expect(recovered.stdout.contains("stopped process group \(childPID)"))
+        #expect(eventually(within: 10) { kill(childPID, 0) != 0 })
+        var plan = try #require(try ws.devPlans().last)
+        #expect(plan["status"] as? String == "failed")
+        #expect((plan["attempts"] as? [[String: Any]])?.first?["outcome"] as? String == "interrupted")
+
+        // And a retry deploys.
+        let id = try #require(plan["id"] as? String)
+        #expect(ws.dagctl("retry", id, "--as", "alice").status == 0)
+        let retried = ws.dagctl("reconcile")
+        #expect(retried.status == 0, "\(retried.stdout)")
+        plan = try #require(try ws.devPlans().last)
+        #expect(plan["status"] as? String == "succeeded")
+        #expect(try ws.deployedVersion() == "1")
+    }
+}
