@@ -191,7 +191,9 @@ struct ReconcileTests {
                 """)
         }
         let out = TemporaryDirectory("dagctl-out")
-        let first = startDagctl(["reconcile"], environment: ws.environment, outputDir: out.path)
+        var environment = ws.environment
+        environment["DAGCTL_HEARTBEAT_SECONDS"] = "1"
+        let first = startDagctl(["reconcile"], environment: environment, outputDir: out.path)
         var childPID: Int32 = 0
         let running = eventually(within: 60) {
             guard let plan = ws.peekNewestPlan(), plan["status"] as? String == "running",
@@ -200,6 +202,8 @@ struct ReconcileTests {
             return (out.read("stdout") ?? "").contains("START python table model")
         }
         #expect(running, "the run phase started: \(out.read("stdout") ?? "")")
+        #expect(eventually(within: 10) { (out.read("stdout") ?? "").contains("[dev run] … still running") },
+                "a quiet phase shows it is alive")
 
         // A second reconcile while the first holds the lock.
         let second = ws.dagctl("reconcile")
@@ -230,5 +234,37 @@ struct ReconcileTests {
         plan = try #require(try ws.devPlans().last)
         #expect(plan["status"] as? String == "succeeded")
         #expect(try ws.deployedVersion() == "1")
+    }
+}
+
+@Suite("local builds with a requirements file", .serialized)
+struct VirtualenvCacheTests {
+    @Test func secondPlanReusesTheCachedVirtualenv() throws {
+        let ws = DeployWorkspace()
+        ws.bump(1) { $0.write("requirements.txt", "dbt-core<1.12\ndbt-duckdb<1.12\n") }
+        let start1 = Date()
+        let first = ws.dagctl("reconcile")
+        let firstSeconds = Date().timeIntervalSince(start1)
+        #expect(first.status == 0, "\(first.stdout)\n\(first.stderr)")
+        let v1 = try #require(try ws.devPlans().last?["id"] as? String)
+        let log1 = try #require(ws.dir.read("state/logs/\(v1)/attempt-1/build.log"))
+        #expect(log1.contains("creating a virtualenv"))
+        #expect(ws.dir.read("state/logs/\(v1)/attempt-1/run.log")?.contains("/cache/venvs/") == true, "dbt came from the virtualenv")
+
+        ws.bump(2) { $0.write("README.md", "# shop\n\nv2\n") }
+        let start2 = Date()
+        #expect(ws.dagctl("reconcile").status == 0)
+        let secondSeconds = Date().timeIntervalSince(start2)
+        let v2 = try #require(try ws.devPlans().last?["id"] as? String)
+        let log2 = try #require(ws.dir.read("state/logs/\(v2)/attempt-1/build.log"))
+        #expect(log2.contains("reusing the cached virtualenv"))
+        let venvs = try FileManager.default.contentsOfDirectory(atPath: ws.dir.file("state/cache/venvs"))
+        #expect(venvs.count == 1)
+        print("virtualenv build: first reconcile \(String(format: "%.1f", firstSeconds))s (creates it and runs dbt), second \(String(format: "%.1f", secondSeconds))s (reuses it, build_only)")
+
+        // Other requirements make another virtualenv.
+        ws.bump(3) { $0.write("requirements.txt", "dbt-core<1.12\ndbt-duckdb<1.12\n# changed\n") }
+        #expect(ws.dagctl("reconcile").status == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: ws.dir.file("state/cache/venvs")).count == 2)
     }
 }
