@@ -9,6 +9,28 @@ enum JSONValue {
     case array([JSONValue])
     case object([(String, JSONValue)])
 
+    /// Parses JSON text (objects get sorted keys); invalid text becomes a string.
+    init(jsonText: String) {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(jsonText.utf8), options: [.fragmentsAllowed]) else {
+            self = .string(jsonText)
+            return
+        }
+        self = JSONValue(any: object)
+    }
+
+    init(any: Any) {
+        switch any {
+        case let d as [String: Any]: self = .object(d.keys.sorted().map { ($0, JSONValue(any: d[$0]!)) })
+        case let a as [Any]: self = .array(a.map(JSONValue.init(any:)))
+        case let s as String: self = .string(s)
+        case let n as NSNumber:
+            // JSON booleans come back as NSNumbers of type 'c' (or 'B').
+            let type = UInt8(bitPattern: n.objCType.pointee)
+            self = type == UInt8(ascii: "c") || type == UInt8(ascii: "B") ? .bool(n.boolValue) : .int(n.intValue)
+        default: self = .null
+        }
+    }
+
     static func string(_ s: String?) -> JSONValue { s.map { .string($0) } ?? .null }
     static func strings(_ list: [String]) -> JSONValue { .array(list.map { .string($0) }) }
 

@@ -37,7 +37,8 @@ struct ReconcileCommand: ParsableCommand {
         // Live output goes to stdout for people, to stderr when stdout carries a document.
         let console = output == .text ? FileHandle.standardOutput : FileHandle.standardError
         let heartbeat = ProcessInfo.processInfo.environment["DAGCTL_HEARTBEAT_SECONDS"].flatMap(TimeInterval.init) ?? 15
-        let reconciler = Reconciler(planner: session.planner, store: session.store, console: console, heartbeat: heartbeat) { report in
+        let reconciler = Reconciler(planner: session.planner, store: session.store, console: console, heartbeat: heartbeat,
+                                    wait: wait) { report in
             if output == .text { Console.out(ReportText.render([report]) + "\n") }
         }
         let reports = reconciler.run(environments: environments)

@@ -61,6 +61,9 @@ enum ReportJSON {
                 ("signature_required", .bool(review.signatureRequired)),
             ])))
         }
+        if r.spec?.backend.kindName == "kubernetes" {
+            fields.append(("manifests", .array(r.manifests.map { JSONValue(jsonText: $0) })))
+        }
         if !r.supersedes.isEmpty { fields.append(("supersedes", .strings(r.supersedes))) }
         if !r.waitingFor.isEmpty { fields.append(("waiting_for", .strings(r.waitingFor))) }
         return .object(fields)

@@ -1,3 +1,4 @@
+import DagctlBackends
 import DagctlGit
 import DagctlPlanning
 import DagctlSpec
@@ -87,9 +88,17 @@ public struct Planner {
                 case .waiting: break
                 }
             }
+            report.manifests = manifests(for: report.plan, env: env)
         } catch {
             report.errors.append("\(error)")
         }
         return report
+    }
+
+    /// The Jobs a Kubernetes environment's plan applies, as JSON text; empty for other backends.
+    public func manifests(for plan: Plan?, env: EnvironmentSpec) -> [String] {
+        guard let plan, case .kubernetes(let k) = env.backend,
+              let config = try? explainer.config(at: ObjectID(hex: plan.commit), label: String(plan.commit.prefix(10))) else { return [] }
+        return KubernetesExecutor.manifests(plan: plan, env: env, k: k, repo: repo, config: config).map(KubernetesJobs.json)
     }
 }

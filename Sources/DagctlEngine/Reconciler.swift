@@ -13,11 +13,13 @@ public final class Reconciler {
     var state: StateFile
     let console: FileHandle
     let heartbeat: TimeInterval
+    let wait: Bool
     /// Reports are handed out as soon as each environment is done (text output prints them then).
     let onReport: (EnvironmentReport) -> Void
 
-    public init(planner: Planner, store: StateStore, console: FileHandle, heartbeat: TimeInterval = 15,
+    public init(planner: Planner, store: StateStore, console: FileHandle, heartbeat: TimeInterval = 15, wait: Bool = true,
                 onReport: @escaping (EnvironmentReport) -> Void = { _ in }) {
+        self.wait = wait
         self.planner = planner
         self.store = store
         self.state = planner.state
@@ -135,17 +137,22 @@ public final class Reconciler {
         }
         try save(env.name, envState)
 
-        // Build and run approved plans, oldest first.
-        for i in envState.plans.indices where envState.plans[i].status == .approved {
-            guard case .local = env.backend else {
-                report.errors.append("\(envState.plans[i].id): the kubernetes backend cannot run plans yet")
-                continue
-            }
-            let executor = LocalExecutor(repo: planner.repo, desired: planner.desired, stateDir: store.directory,
-                                         console: console, heartbeat: heartbeat)
-            let (plan, notes) = try executor.execute(envState.plans[i], env: env) { plan in
+        // Build and run approved plans, oldest first, one at a time.
+        for i in envState.plans.indices where [.approved, .building, .running].contains(envState.plans[i].status) {
+            let record: (Plan) throws -> Void = { plan in
                 envState.plans[i] = plan
-                try save(env.name, envState)
+                try self.save(env.name, envState)
+            }
+            let plan: Plan, notes: [String]
+            switch env.backend {
+            case .local:
+                let executor = LocalExecutor(repo: planner.repo, desired: planner.desired, stateDir: store.directory,
+                                             console: console, heartbeat: heartbeat)
+                (plan, notes) = try executor.execute(envState.plans[i], env: env, record: record)
+            case .kubernetes(let k):
+                let executor = KubernetesExecutor(repo: planner.repo, desired: planner.desired, stateDir: store.directory,
+                                                  console: console, heartbeat: heartbeat, wait: wait)
+                (plan, notes) = try executor.advance(envState.plans[i], env: env, k: k, record: record)
             }
             report.actions += notes.map { "\(plan.id): \($0)" }
             if plan.status == .succeeded {
@@ -156,9 +163,12 @@ public final class Reconciler {
             } else if plan.status == .failed {
                 report.failed = true
                 report.errors.append("\(plan.id) failed: \(plan.statusReason ?? "")")
+            } else {
+                break  // still building or running (--no-wait): later plans wait their turn
             }
             if LiveProcess.wasInterrupted { throw EngineError("stopped: dagctl was interrupted") }
         }
+        report.manifests = planner.manifests(for: envState.plans.last, env: env)
     }
 
     /// Keeps the build folders of the deployed plan and of plans not finished yet; removes the rest.

@@ -26,6 +26,8 @@ public struct EnvironmentReport: Sendable {
     public var actions: [String] = []
     /// A plan failed during this run.
     public var failed = false
+    /// Kubernetes environments: the Job objects of the newest plan's next (or current) attempt, as JSON.
+    public var manifests: [String] = []
 
     public init(name: String, spec: EnvironmentSpec? = nil) {
         self.name = name

@@ -108,6 +108,25 @@ public final class GitRepository: @unchecked Sendable {
         return ObjectID(git_object_id(commit).pointee)
     }
 
+    /// Whether a full reference name (`refs/tags/v1`) exists.
+    public func hasReference(_ name: String) -> Bool {
+        var ref: OpaquePointer?
+        guard git_reference_lookup(&ref, handle, name) == 0 else { return false }
+        git_reference_free(ref)
+        return true
+    }
+
+    /// The full name of the branch or tag a short ref names, as a remote would know it:
+    /// `main` → `refs/heads/main`, `origin/main` → `refs/heads/main`, `v1` → `refs/tags/v1`.
+    public func upstreamReference(_ ref: String) -> String {
+        if ref.hasPrefix("refs/") { return ref }
+        if hasReference("refs/tags/\(ref)") { return "refs/tags/\(ref)" }
+        if hasReference("refs/remotes/\(ref)"), let slash = ref.firstIndex(of: "/") {
+            return "refs/heads/" + ref[ref.index(after: slash)...]
+        }
+        return "refs/heads/\(ref)"
+    }
+
     /// Whether `id` names a commit present in the repository.
     public func hasCommit(_ id: ObjectID) -> Bool {
         guard var oid = id.raw else { return false }

@@ -1,0 +1,119 @@
+import DagctlPlanning
+import DagctlSpec
+import Foundation
+
+/// The batch/v1 Jobs of the Kubernetes backend, built as plain JSON values (pure: the same plan,
+/// phase and attempt always give the same object, byte for byte).
+public enum KubernetesJobs {
+    public enum Phase: String, Sendable { case build, run }
+
+    /// A DNS-1123 label of at most 63 characters, unique per plan, phase and attempt. Long ones keep
+    /// their start and end in a hash so that they stay unique and deterministic.
+    public static func jobName(plan: String, phase: Phase, attempt: Int) -> String {
+        let full = "\(plan.replacingOccurrences(of: ".", with: "-"))-\(phase.rawValue)-\(attempt)".lowercased()
+        if full.utf8.count <= 63 { return full }
+        let hash = SHA256.hex(Array(full.utf8)).prefix(8)
+        var head = String(full.prefix(63 - 9))
+        while head.hasSuffix("-") { head.removeLast() }
+        return "\(head)-\(hash)"
+    }
+
+    /// The image tag of a plan: its id, which is a valid tag (letters, digits, '-', '.').
+    public static func imageReference(_ k: EnvironmentSpec.KubernetesBackend, plan: Plan) -> String {
+        "\(k.image):\(plan.id)"
+    }
+
+    /// Kaniko's build context pinned to the plan's commit. Git contexts take `#<ref>#<sha>`; other
+    /// kinds cannot be pinned and are passed as they are.
+    public static func buildContext(_ k: EnvironmentSpec.KubernetesBackend, gitRef: String, commit: String) -> String {
+        guard k.context.hasPrefix("git://") else { return k.context }
+        let base = k.context.split(separator: "#", maxSplits: 1).first.map(String.init) ?? k.context
+        return "\(base)#\(gitRef)#\(commit)"
+    }
+
+    /// The run phase's command inside the image: the same dbt command as the local backend, with the
+    /// project folder relative to the image's working directory (the repository root).
+    public static func runCommand(plan: Plan, env: EnvironmentSpec, projectDir: String) -> [String]? {
+        guard let command = Explain.dbtCommand(scope: plan.scope, select: plan.select, target: env.target) else { return nil }
+        return command + ["--project-dir", projectDir.isEmpty ? "." : projectDir]
+    }
+
+    static func labels(plan: Plan, phase: Phase, attempt: Int) -> [String: String] {
+        [
+            "app.kubernetes.io/managed-by": "dagctl",
+            "app.kubernetes.io/name": "dagctl",
+            "app.kubernetes.io/component": phase.rawValue,
+            "dagctl.dev/environment": plan.environment,
+            "dagctl.dev/plan": labelValue(plan.id),
+            "dagctl.dev/phase": phase.rawValue,
+            "dagctl.dev/attempt": String(attempt),
+        ]
+    }
+
+    /// Label values are at most 63 characters; the full plan id is always in the annotations.
+    static func labelValue(_ s: String) -> String {
+        s.utf8.count <= 63 ? s : String(s.prefix(54)) + "-" + SHA256.hex(Array(s.utf8)).prefix(8)
+    }
+
+    static func annotations(plan: Plan, attempt: Int) -> [String: String] {
+        ["dagctl.dev/plan": plan.id, "dagctl.dev/commit": plan.commit, "dagctl.dev/environment": plan.environment,
+         "dagctl.dev/attempt": String(attempt), "dagctl.dev/scope": plan.scope.rawValue]
+    }
+
+    public static func buildJob(plan: Plan, env: EnvironmentSpec, k: EnvironmentSpec.KubernetesBackend, attempt: Int,
+                                gitRef: String, dockerfile: String) -> [String: Any] {
+        let args = [
+            "--context=\(buildContext(k, gitRef: gitRef, commit: plan.commit))",
+            "--dockerfile=\(dockerfile)",
+            "--destination=\(imageReference(k, plan: plan))",
+            "--cache=true",
+            "--label=dagctl.dev/commit=\(plan.commit)",
+            "--label=dagctl.dev/plan=\(plan.id)",
+        ]
+        let container: [String: Any] = ["name": "kaniko", "image": k.kanikoImage, "args": args]
+        return job(name: jobName(plan: plan.id, phase: .build, attempt: attempt), plan: plan, k: k, phase: .build,
+                   attempt: attempt, container: container)
+    }
+
+    public static func runJob(plan: Plan, env: EnvironmentSpec, k: EnvironmentSpec.KubernetesBackend, attempt: Int,
+                              projectDir: String) -> [String: Any]? {
+        guard let command = runCommand(plan: plan, env: env, projectDir: projectDir) else { return nil }
+        var container: [String: Any] = ["name": "dbt", "image": imageReference(k, plan: plan), "command": command]
+        if !env.env.isEmpty {
+            container["env"] = env.env.keys.sorted().map { ["name": $0, "value": env.env[$0]!] }
+        }
+        if !k.secretEnv.isEmpty {
+            container["envFrom"] = k.secretEnv.map { ["secretRef": ["name": $0]] }
+        }
+        return job(name: jobName(plan: plan.id, phase: .run, attempt: attempt), plan: plan, k: k, phase: .run,
+                   attempt: attempt, container: container)
+    }
+
+    static func job(name: String, plan: Plan, k: EnvironmentSpec.KubernetesBackend, phase: Phase, attempt: Int,
+                    container: [String: Any]) -> [String: Any] {
+        let labels = labels(plan: plan, phase: phase, attempt: attempt)
+        var podSpec: [String: Any] = ["restartPolicy": "Never", "containers": [container]]
+        if let sa = k.serviceAccount { podSpec["serviceAccountName"] = sa }
+        return [
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": ["name": name, "namespace": k.namespace, "labels": labels,
+                         "annotations": annotations(plan: plan, attempt: attempt)],
+            "spec": [
+                // Retries belong to dagctl, so Kubernetes gets exactly one try.
+                "backoffLimit": 0,
+                "activeDeadlineSeconds": k.timeoutSeconds,
+                // Kept a week so a --no-wait run can still observe the outcome.
+                "ttlSecondsAfterFinished": 604_800,
+                "template": ["metadata": ["labels": labels, "annotations": annotations(plan: plan, attempt: attempt)],
+                             "spec": podSpec] as [String: Any],
+            ] as [String: Any],
+        ]
+    }
+
+    /// Stable JSON text of a manifest (sorted keys).
+    public static func json(_ object: [String: Any]) -> String {
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
+    }
+}
