@@ -151,6 +151,8 @@ public func parseJSON(_ text: String) -> [String: Any]? {
 public struct BackgroundProcess: Sendable {
     public let pid: pid_t
 
+    public init(pid: pid_t) { self.pid = pid }
+
     /// Waits for the process and returns its raw wait status.
     @discardableResult
     public func wait() -> Int32 {
@@ -160,22 +162,35 @@ public struct BackgroundProcess: Sendable {
     }
 }
 
-/// Starts the real `dagctl` binary without waiting; its output goes to files in `outputDir`.
-public func startDagctl(_ arguments: [String], environment: [String: String], outputDir: String) -> BackgroundProcess {
+/// Starts a program in the background (no shell) with its output in two files. The child gets an
+/// empty signal mask: test threads block signals, and a child would inherit that and ignore SIGTERM.
+public func spawn(_ argv: [String], environment: [String: String], stdout: String, stderr: String) -> BackgroundProcess {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, outputDir + "/stdout", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    posix_spawn_file_actions_addopen(&actions, 2, outputDir + "/stderr", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
     let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    let argv = ([dagctlBinary] + arguments).map { strdup($0) } + [nil]
+    let cargs = argv.map { strdup($0) } + [nil]
     let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer { (argv + envp).forEach { free($0) } }
+    defer { (cargs + envp).forEach { free($0) } }
     var pid: pid_t = 0
-    let rc = posix_spawn(&pid, dagctlBinary, &actions, nil, argv, envp)
-    precondition(rc == 0, "cannot start dagctl: \(rc)")
+    let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cargs, envp)
+    precondition(rc == 0, "cannot start \(argv[0]): \(rc)")
     return BackgroundProcess(pid: pid)
+}
+
+/// Starts the real `dagctl` binary without waiting; its output goes to files in `outputDir`.
+public func startDagctl(_ arguments: [String], environment: [String: String], outputDir: String) -> BackgroundProcess {
+    spawn([dagctlBinary] + arguments, environment: environment, stdout: outputDir + "/stdout", stderr: outputDir + "/stderr")
 }
 
 /// Polls `condition` every 100 ms until it holds or `seconds` pass; returns whether it held.
