@@ -70,9 +70,15 @@ public enum KubernetesJobs {
             "--label=dagctl.dev/commit=\(plan.commit)",
             "--label=dagctl.dev/plan=\(plan.id)",
         ]
-        let container: [String: Any] = ["name": "kaniko", "image": k.kanikoImage, "args": args]
+        var container: [String: Any] = ["name": "kaniko", "image": k.kanikoImage, "args": args]
+        var volumes: [[String: Any]] = []
+        if let secret = k.registrySecret {
+            container["volumeMounts"] = [["name": "registry-credentials", "mountPath": "/kaniko/.docker", "readOnly": true]]
+            volumes = [["name": "registry-credentials",
+                        "secret": ["secretName": secret, "items": [["key": ".dockerconfigjson", "path": "config.json"]]]]]
+        }
         return job(name: jobName(plan: plan.id, phase: .build, attempt: attempt), plan: plan, k: k, phase: .build,
-                   attempt: attempt, container: container)
+                   attempt: attempt, container: container, pod: volumes.isEmpty ? [:] : ["volumes": volumes])
     }
 
     public static func runJob(plan: Plan, env: EnvironmentSpec, k: EnvironmentSpec.KubernetesBackend, attempt: Int,
@@ -85,14 +91,15 @@ public enum KubernetesJobs {
         if !k.secretEnv.isEmpty {
             container["envFrom"] = k.secretEnv.map { ["secretRef": ["name": $0]] }
         }
+        let pod: [String: Any] = k.registrySecret.map { ["imagePullSecrets": [["name": $0]]] } ?? [:]
         return job(name: jobName(plan: plan.id, phase: .run, attempt: attempt), plan: plan, k: k, phase: .run,
-                   attempt: attempt, container: container)
+                   attempt: attempt, container: container, pod: pod)
     }
 
     static func job(name: String, plan: Plan, k: EnvironmentSpec.KubernetesBackend, phase: Phase, attempt: Int,
-                    container: [String: Any]) -> [String: Any] {
+                    container: [String: Any], pod: [String: Any]) -> [String: Any] {
         let labels = labels(plan: plan, phase: phase, attempt: attempt)
-        var podSpec: [String: Any] = ["restartPolicy": "Never", "containers": [container]]
+        var podSpec: [String: Any] = pod.merging(["restartPolicy": "Never", "containers": [container]]) { $1 }
         if let sa = k.serviceAccount { podSpec["serviceAccountName"] = sa }
         return [
             "apiVersion": "batch/v1",

@@ -29,6 +29,8 @@ public struct EnvironmentSpec: Sendable, Equatable {
         public var secretEnv: [String]
         public var kanikoImage: String
         public var timeoutSeconds: Int
+        /// A `kubernetes.io/dockerconfigjson` Secret: Kaniko pushes with it, the run Job pulls with it.
+        public var registrySecret: String?
 
         public static let defaultKanikoImage = "gcr.io/kaniko-project/executor:v1.23.2"
     }
@@ -99,7 +101,7 @@ public struct EnvironmentSpec: Sendable, Equatable {
     }
 
     private static let kubernetesKeys = ["namespace", "image", "context", "kubectl_context", "service_account",
-                                         "secret_env", "kaniko_image", "timeout_seconds"]
+                                         "secret_env", "kaniko_image", "timeout_seconds", "registry_secret"]
 
     private static func parseBackend(_ doc: MappingReader) -> Backend? {
         guard let backend = doc.mapping("backend") else { return .local }
@@ -130,11 +132,14 @@ public struct EnvironmentSpec: Sendable, Equatable {
             for s in secrets where !isDNSSubdomain(s) { backend.invalid("secret_env", "'\(s)' is not a valid Secret name") }
             let kaniko = backend.string("kaniko_image") ?? KubernetesBackend.defaultKanikoImage
             let timeout = backend.int("timeout_seconds", range: 1...604_800) ?? 3600
+            let registrySecret = backend.string("registry_secret")
+            if let r = registrySecret, !isDNSSubdomain(r) { backend.invalid("registry_secret", "'\(r)' is not a valid Secret name") }
             backend.finish()
             guard let namespace, let image, let context else { return nil }
             return .kubernetes(KubernetesBackend(namespace: namespace, image: image, context: context,
                                                  kubectlContext: kubectlContext, serviceAccount: serviceAccount,
-                                                 secretEnv: secrets, kanikoImage: kaniko, timeoutSeconds: timeout))
+                                                 secretEnv: secrets, kanikoImage: kaniko, timeoutSeconds: timeout,
+                                                 registrySecret: registrySecret))
         case let other?:
             backend.invalid("kind", "'\(other)' is not a backend; use 'local' or 'kubernetes'")
             backend.finish()

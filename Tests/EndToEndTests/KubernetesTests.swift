@@ -243,7 +243,8 @@ struct KubernetesTests {
     @Test func planShowsManifestsThatPassKubernetesValidation() throws {
         let k = KubeWorkspace()
         k.ws.dir.write("desired/environments/a-rather-long-environment-name-3.yaml",
-                       k.ws.dir.read("desired/environments/dev.yaml")!.replacingOccurrences(of: "target: dev", with: "target: dev\nselect_downstream: true"))
+                       k.ws.dir.read("desired/environments/dev.yaml")!.replacingOccurrences(of: "target: dev", with: "target: dev\nselect_downstream: true")
+                        + "\n  registry_secret: registry-push\n")
         k.ws.bump(1234567) { $0.write("models/marts/customers.sql", "select 1 as id\n") }
         k.ws.repo.write(".dagctl/config.yaml", "version: 12.345.6789\n")
         k.ws.repo.commit("long version")
