@@ -35,54 +35,57 @@ enum JSONValue {
     static func strings(_ list: [String]) -> JSONValue { .array(list.map { .string($0) }) }
 
     func rendered(indent: Int = 0) -> String {
-        var out = ""
+        var out: [UInt8] = []
+        out.reserveCapacity(4096)
         write(to: &out, indent: indent)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
-    private func write(to out: inout String, indent: Int) {
-        let pad = String(repeating: "  ", count: indent + 1), end = String(repeating: "  ", count: indent)
+    private func write(to out: inout [UInt8], indent: Int) {
+        func pad(_ level: Int) { out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: level * 2)) }
         switch self {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .int(let n): out += String(n)
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .int(let n): out.append(contentsOf: String(n).utf8)
         case .string(let s): JSONValue.escape(s, into: &out)
         case .array(let items):
-            if items.isEmpty { out += "[]"; return }
-            out += "[\n"
+            if items.isEmpty { out.append(contentsOf: "[]".utf8); return }
+            out.append(contentsOf: "[\n".utf8)
             for (i, item) in items.enumerated() {
-                out += pad
+                pad(indent + 1)
                 item.write(to: &out, indent: indent + 1)
-                out += i == items.count - 1 ? "\n" : ",\n"
+                out.append(contentsOf: (i == items.count - 1 ? "\n" : ",\n").utf8)
             }
-            out += end + "]"
+            pad(indent)
+            out.append(UInt8(ascii: "]"))
         case .object(let pairs):
-            if pairs.isEmpty { out += "{}"; return }
-            out += "{\n"
+            if pairs.isEmpty { out.append(contentsOf: "{}".utf8); return }
+            out.append(contentsOf: "{\n".utf8)
             for (i, (key, value)) in pairs.enumerated() {
-                out += pad
+                pad(indent + 1)
                 JSONValue.escape(key, into: &out)
-                out += ": "
+                out.append(contentsOf: ": ".utf8)
                 value.write(to: &out, indent: indent + 1)
-                out += i == pairs.count - 1 ? "\n" : ",\n"
+                out.append(contentsOf: (i == pairs.count - 1 ? "\n" : ",\n").utf8)
             }
-            out += end + "}"
+            pad(indent)
+            out.append(UInt8(ascii: "}"))
         }
     }
 
-    private static func escape(_ s: String, into out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
+    private static func escape(_ s: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in s.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(contentsOf: "\\\"".utf8)
+            case UInt8(ascii: "\\"): out.append(contentsOf: "\\\\".utf8)
+            case UInt8(ascii: "\n"): out.append(contentsOf: "\\n".utf8)
+            case UInt8(ascii: "\r"): out.append(contentsOf: "\\r".utf8)
+            case UInt8(ascii: "\t"): out.append(contentsOf: "\\t".utf8)
+            case 0..<0x20: out.append(contentsOf: String(format: "\\u%04x", byte).utf8)
+            default: out.append(byte)  // UTF-8 passes through unchanged
             }
         }
-        out += "\""
+        out.append(UInt8(ascii: "\""))
     }
 }

@@ -195,42 +195,155 @@ public final class GitRepository: @unchecked Sendable {
 
     /// The changes from `base`'s tree (the empty tree when nil) to `commit`'s, with rename detection
     /// and no limit on the number of renames. Sorted by path.
+    ///
+    /// The trees are compared here, descending only into subtrees whose ids differ (libgit2's own
+    /// tree diff walks every entry of both trees, which costs milliseconds per thousand files). Renames
+    /// are paired exactly by blob id first; only what is left of the added and deleted files goes to
+    /// libgit2's similarity detection.
     public func diff(from base: ObjectID?, to commit: ObjectID) throws(GitError) -> [TreeChange] {
         let newTree = try tree(of: commit)
         defer { git_tree_free(newTree) }
         let oldTree = try base.map { (b: ObjectID) throws(GitError) in try tree(of: b) }
         defer { if let oldTree { git_tree_free(oldTree) } }
 
+        var added: [String: ObjectID] = [:], deleted: [String: ObjectID] = [:]
+        var changes: [TreeChange] = []
+        let oldEntries = try oldTree.map { (t: OpaquePointer) throws(GitError) in try entries(ofTree: git_tree_id(t).pointee) } ?? [:]
+        try compare(oldEntries, try entries(ofTree: git_tree_id(newTree).pointee), prefix: "",
+                    added: &added, deleted: &deleted, modified: &changes)
+
+        // Exact renames: the same blob under a new path.
+        var deletedByBlob: [ObjectID: [String]] = [:]
+        for (path, id) in deleted { deletedByBlob[id, default: []].append(path) }
+        for key in deletedByBlob.keys { deletedByBlob[key]!.sort(by: >) }
+        for path in added.keys.sorted() {
+            let id = added[path]!
+            guard let old = deletedByBlob[id]?.popLast() else { continue }
+            changes.append(TreeChange(path: path, oldPath: old, kind: .renamed))
+            added[path] = nil
+            deleted[old] = nil
+        }
+        if !added.isEmpty && !deleted.isEmpty {
+            let renames = try similarRenames(from: oldTree, to: newTree, paths: Array(added.keys) + Array(deleted.keys))
+            for (old, new) in renames where added[new] != nil && deleted[old] != nil {
+                changes.append(TreeChange(path: new, oldPath: old, kind: .renamed))
+                added[new] = nil
+                deleted[old] = nil
+            }
+        }
+        changes += added.keys.map { TreeChange(path: $0, kind: .added) }
+        changes += deleted.keys.map { TreeChange(path: $0, kind: .deleted) }
+        return changes.sorted { $0.path < $1.path }
+    }
+
+    /// A tree's entries by name.
+    struct Entry {
+        var id: git_oid
+        var mode: git_filemode_t
+    }
+
+    /// Tree ids as dictionary keys (20 raw bytes, no hex formatting).
+    struct TreeKey: Hashable {
+        var a: UInt64, b: UInt64, c: UInt32
+        init(_ oid: git_oid) {
+            var oid = oid
+            (a, b, c) = withUnsafeBytes(of: &oid.id) { raw in
+                (raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                 raw.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
+            }
+        }
+    }
+
+    /// Trees read so far. Environments diff different bases against the same head, so most subtrees
+    /// are read once per run, not once per environment.
+    private var treeCache: [TreeKey: [String: Entry]] = [:]
+
+    private func entries(ofTree id: git_oid) throws(GitError) -> [String: Entry] {
+        let key = TreeKey(id)
+        if let cached = treeCache[key] { return cached }
+        var id = id
+        let tree = try lookupTree(&id)
+        defer { git_tree_free(tree) }
+        let result = Self.entries(tree)
+        treeCache[key] = result
+        return result
+    }
+
+    private static func entries(_ tree: OpaquePointer) -> [String: Entry] {
+        var result: [String: Entry] = [:]
+        let count = git_tree_entrycount(tree)
+        result.reserveCapacity(count)
+        for i in 0..<count {
+            guard let e = git_tree_entry_byindex(tree, i) else { continue }
+            result[String(cString: git_tree_entry_name(e))] = Entry(id: git_tree_entry_id(e).pointee, mode: git_tree_entry_filemode(e))
+        }
+        return result
+    }
+
+    /// Walks two trees side by side; identical subtrees (same id) are skipped without being read.
+    private func compare(_ a: [String: Entry], _ b: [String: Entry], prefix: String, added: inout [String: ObjectID],
+                         deleted: inout [String: ObjectID], modified: inout [TreeChange]) throws(GitError) {
+        for name in Set(a.keys).union(b.keys) {
+            let path = prefix + name
+            let ea = a[name], eb = b[name]
+            if var x = ea, var y = eb, git_oid_equal(&x.id, &y.id) == 1, x.mode == y.mode { continue }
+            let aIsTree = ea?.mode == GIT_FILEMODE_TREE, bIsTree = eb?.mode == GIT_FILEMODE_TREE
+            if aIsTree || bIsTree {
+                // A folder on either side: recurse into it; a file on the other side is added or deleted.
+                let subOld = aIsTree ? try entries(ofTree: ea!.id) : [:]
+                let subNew = bIsTree ? try entries(ofTree: eb!.id) : [:]
+                try compare(subOld, subNew, prefix: path + "/", added: &added, deleted: &deleted, modified: &modified)
+                if let ea, !aIsTree, ea.mode != GIT_FILEMODE_COMMIT { deleted[path] = ObjectID(ea.id) }
+                if let eb, !bIsTree, eb.mode != GIT_FILEMODE_COMMIT { added[path] = ObjectID(eb.id) }
+                continue
+            }
+            switch (ea, eb) {
+            case (nil, let y?): added[path] = ObjectID(y.id)
+            case (let x?, nil): deleted[path] = ObjectID(x.id)
+            default: modified.append(TreeChange(path: path, kind: .modified))
+            }
+        }
+    }
+
+    private func lookupTree(_ id: inout git_oid) throws(GitError) -> OpaquePointer {
+        var tree: OpaquePointer?
+        let code = git_tree_lookup(&tree, handle, &id)
+        guard code == 0, let tree else { throw GitError.last("cannot read a tree", code: code) }
+        return tree
+    }
+
+    /// libgit2's similarity-based rename detection, limited to `paths` (the added and deleted files
+    /// that were not exact renames). Returns (old path, new path) pairs.
+    private func similarRenames(from old: OpaquePointer?, to new: OpaquePointer, paths: [String]) throws(GitError) -> [(String, String)] {
         var options = git_diff_options()
         git_diff_options_init(&options, UInt32(GIT_DIFF_OPTIONS_VERSION))
+        options.flags |= GIT_DIFF_DISABLE_PATHSPEC_MATCH.rawValue
+        // The C strings must outlive the diff call.
+        let cStrings = paths.map { strdup($0) }
+        defer { cStrings.forEach { free($0) } }
         var diff: OpaquePointer?
-        var code = git_diff_tree_to_tree(&diff, handle, oldTree, newTree, &options)
-        guard code == 0, let diff else { throw GitError.last("cannot diff \(base?.short ?? "the empty tree") against \(commit.short)", code: code) }
+        var code: Int32 = 0
+        var pointers = cStrings
+        pointers.withUnsafeMutableBufferPointer { buffer in
+            options.pathspec = git_strarray(strings: buffer.baseAddress, count: buffer.count)
+            code = git_diff_tree_to_tree(&diff, handle, old, new, &options)
+        }
+        guard code == 0, let diff else { throw GitError.last("cannot diff for rename detection", code: code) }
         defer { git_diff_free(diff) }
 
         var find = git_diff_find_options()
         git_diff_find_options_init(&find, UInt32(GIT_DIFF_FIND_OPTIONS_VERSION))
         find.flags = GIT_DIFF_FIND_RENAMES.rawValue
-        find.rename_limit = Int.max  // the default (1,000) also caps exact renames
+        find.rename_limit = Int.max  // the default (1,000) would stop large renames
         code = git_diff_find_similar(diff, &find)
         guard code == 0 else { throw GitError.last("rename detection failed", code: code) }
 
-        var changes: [TreeChange] = []
-        let count = git_diff_num_deltas(diff)
-        changes.reserveCapacity(count)
-        for i in 0..<count {
-            guard let delta = git_diff_get_delta(diff, i)?.pointee else { continue }
-            let newPath = String(cString: delta.new_file.path)
-            let oldPath = String(cString: delta.old_file.path)
-            switch delta.status {
-            case GIT_DELTA_ADDED: changes.append(TreeChange(path: newPath, kind: .added))
-            case GIT_DELTA_DELETED: changes.append(TreeChange(path: oldPath, kind: .deleted))
-            case GIT_DELTA_RENAMED: changes.append(TreeChange(path: newPath, oldPath: oldPath, kind: .renamed))
-            case GIT_DELTA_UNMODIFIED: continue
-            default: changes.append(TreeChange(path: newPath, kind: .modified))
-            }
+        var renames: [(String, String)] = []
+        for i in 0..<git_diff_num_deltas(diff) {
+            guard let delta = git_diff_get_delta(diff, i)?.pointee, delta.status == GIT_DELTA_RENAMED else { continue }
+            renames.append((String(cString: delta.old_file.path), String(cString: delta.new_file.path)))
         }
-        return changes.sorted { $0.path < $1.path }
+        return renames
     }
 
     // MARK: history

@@ -62,6 +62,47 @@ struct GitRepositoryTests {
         ])
     }
 
+    @Test func renamesWithEditsAndFolderChanges() throws {
+        let f = GitFixture()
+        let lines = (1...20).map { "line \($0) of a file long enough for similarity\n" }.joined()
+        f.write("a/edited.sql", lines)
+        f.write("a/copy1.sql", "same\n")
+        f.write("a/copy2.sql", "same\n")
+        f.write("thing", "a file that becomes a folder\n")
+        f.write("unrelated/deep/x.txt", "x\n")
+        let a = f.commit("a")
+        f.move("a/edited.sql", "b/edited_renamed.sql")
+        f.write("b/edited_renamed.sql", lines.replacingOccurrences(of: "line 7 ", with: "LINE SEVEN "))
+        f.move("a/copy1.sql", "b/copy1.sql")
+        f.remove("thing")
+        f.write("thing/inside.txt", "now a folder\n")
+        f.write("brand_new.txt", "completely different content\n")
+        let b = f.commit("b")
+        let changes = try GitRepository.open(f.path).diff(from: ObjectID(hex: a), to: ObjectID(hex: b))
+        #expect(changes == [
+            TreeChange(path: "b/copy1.sql", oldPath: "a/copy1.sql", kind: .renamed),
+            TreeChange(path: "b/edited_renamed.sql", oldPath: "a/edited.sql", kind: .renamed),
+            TreeChange(path: "brand_new.txt", kind: .added),
+            TreeChange(path: "thing", kind: .deleted),
+            TreeChange(path: "thing/inside.txt", kind: .added),
+        ])
+        // The same as git itself says.
+        let git = f.git("diff", "--name-status", "-M", a, b).split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
+        #expect(git.count == changes.count)
+        for line in git where line[0].hasPrefix("R") {
+            #expect(changes.contains { $0.kind == .renamed && $0.oldPath == line[1] && $0.path == line[2] })
+        }
+    }
+
+    @Test func firstDeployListsEveryFile() throws {
+        let f = GitFixture()
+        f.write("x/y/z.txt", "1\n")
+        f.write("top.txt", "2\n")
+        let c = f.commit("one")
+        #expect(try GitRepository.open(f.path).diff(from: nil, to: ObjectID(hex: c)) ==
+                [TreeChange(path: "top.txt", kind: .added), TreeChange(path: "x/y/z.txt", kind: .added)])
+    }
+
     @Test func newestCommitChangingAFile() throws {
         let f = GitFixture()
         f.write("v", "1\n")
