@@ -21,7 +21,7 @@ let package = Package(
         .target(name: "DagctlPlanning", dependencies: ["DagctlSpec"]),
         .systemLibrary(name: "CLibGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
         .target(name: "DagctlGit", dependencies: ["CLibGit2"]),
-        .target(name: "DagctlState", dependencies: ["DagctlPlanning"]),
+        .target(name: "DagctlState", dependencies: ["DagctlPlanning", "DagctlSpec"]),
         .target(name: "DagctlBackends", dependencies: ["DagctlSpec", "DagctlPlanning"]),
         .target(name: "DagctlEngine", dependencies: [
             "DagctlSpec", "DagctlPlanning", "DagctlGit", "DagctlState", "DagctlBackends",

@@ -30,7 +30,7 @@ struct ApproveCommand: ParsableCommand {
 
     func run() throws {
         let session = try Session.open(inputs)
-        let writer = DecisionWriter(planner: session.planner)
+        let writer = DecisionWriter(planner: session.planner, history: session.store.history)
         let decision: ApprovalFile.Decision = reject ? .reject : .approve
         do {
             let path = try writer.approve(planID: planID, as: member, decision: decision, comment: comment, keyPath: key)
@@ -64,7 +64,7 @@ struct RetryCommand: ParsableCommand {
 
     func run() throws {
         let session = try Session.open(inputs)
-        let writer = DecisionWriter(planner: session.planner)
+        let writer = DecisionWriter(planner: session.planner, history: session.store.history)
         do {
             let (path, retries) = try writer.retry(planID: planID, as: member, keyPath: key)
             Console.out("wrote \(path) (retries: \(retries) by \(member)\(key == nil ? "" : ", signed"))\n")

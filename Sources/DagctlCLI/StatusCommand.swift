@@ -1,5 +1,6 @@
 import ArgumentParser
 import DagctlEngine
+import DagctlPlanning
 import DagctlState
 
 struct StatusCommand: ParsableCommand {
@@ -14,6 +15,9 @@ struct StatusCommand: ParsableCommand {
 
     @Option(help: "text or json.")
     var output: OutputFormat = .text
+
+    @Flag(help: "Also list each environment's finished plans (from the history files).")
+    var history = false
 
     func validate() throws {
         if output == .markdown { throw ValidationError("status prints text or json") }
@@ -41,9 +45,31 @@ struct StatusCommand: ParsableCommand {
             }
             return report
         }
+        var past: [String: [Plan]] = [:]
+        if history {
+            for name in names {
+                do { past[name] = try store.history(name) } catch { throw Console.fail("\(error)") }
+            }
+        }
         switch output {
-        case .json: Console.out(ReportJSON.document(reports))
-        default: Console.out(reports.isEmpty ? "no environments in \(store.path)\n" : ReportText.render(reports))
+        case .json:
+            if history {
+                let byEnv = names.map { name in
+                    (name, JSONValue.array((past[name] ?? []).map { ReportJSON.plan($0, EnvironmentReport(name: name)) }))
+                }
+                Console.out(ReportJSON.document(reports, extra: [("history", .object(byEnv))]))
+            } else {
+                Console.out(ReportJSON.document(reports))
+            }
+        default:
+            Console.out(reports.isEmpty ? "no environments in \(store.path)\n" : ReportText.render(reports))
+            for name in names where history {
+                Console.out("\nhistory of \(name) (\(past[name]?.count ?? 0) finished plan\(past[name]?.count == 1 ? "" : "s"))\n")
+                for plan in past[name] ?? [] {
+                    let attempts = plan.attempts.map { "#\($0.n) \($0.outcome.rawValue)" }.joined(separator: ", ")
+                    Console.out("  \(plan.id)  \(plan.status.rawValue)  \(plan.scope.rawValue)  \(plan.createdAt ?? "")  \(attempts)\n")
+                }
+            }
         }
         if reports.contains(where: { !$0.errors.isEmpty }) { throw ExitCode(1) }
     }

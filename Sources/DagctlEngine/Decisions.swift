@@ -10,7 +10,14 @@ import Foundation
 public struct DecisionWriter {
     public let planner: Planner
 
-    public init(planner: Planner) { self.planner = planner }
+    /// Finished plans of an environment (the state store's history), so a superseded plan is
+    /// recognised as such rather than explained afresh.
+    public let history: (String) throws -> [Plan]
+
+    public init(planner: Planner, history: @escaping (String) throws -> [Plan] = { _ in [] }) {
+        self.planner = planner
+        self.history = history
+    }
 
     /// The plan with this id and its environment: from the state file, or explained the way `plan` does
     /// (at the commit named by the id, against the deployed commit).
@@ -23,7 +30,8 @@ public struct DecisionWriter {
             }
             throw EngineError("plan '\(id)' belongs to no environment in \(planner.desired.root)/environments")
         }
-        if let plan = planner.state.environments[env.name]?.plans.first(where: { $0.id == id }) {
+        if let plan = planner.state.environments[env.name]?.plans.first(where: { $0.id == id })
+            ?? (try? history(env.name))?.last(where: { $0.id == id }) {
             return (plan, env)
         }
         let shortSHA = String(id.split(separator: "-").last ?? "")

@@ -34,10 +34,22 @@ public final class Reconciler {
             var report = report
             if let env = report.spec, report.errors.isEmpty {
                 do { try reconcile(env, &report) } catch { report.errors.append("\(error)") }
+                do { try archive() } catch { report.errors.append("\(error)") }
             }
             if report.actions.isEmpty && report.errors.isEmpty { report.actions.append("nothing to do") }
             onReport(report)
             return report
+        }
+    }
+
+    /// Moves finished plans to the history files once an environment is done (not during it: the
+    /// loops above address plans by index).
+    private func archive() throws {
+        var slim = state
+        try store.archive(&slim)
+        if slim != state {
+            state = slim
+            try store.save(state)
         }
     }
 

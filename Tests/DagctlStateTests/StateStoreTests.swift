@@ -66,6 +66,52 @@ struct StateStoreTests {
         #expect(throws: Never.self) { try StateLock.acquire(store, command: "third") }
     }
 
+    @Test func finishedPlansMoveToHistory() throws {
+        let dir = TemporaryDirectory()
+        let store = StateStore(path: dir.file("state.json"))
+        func plan(_ v: Int, _ status: PlanStatus) -> Plan {
+            var p = samplePlan()
+            p.id = "prod-v\(v)-1a2b3c4d5e"
+            p.version = String(v)
+            p.status = status
+            return p
+        }
+        var state = StateFile(environments: ["prod": EnvironmentState(plans: [
+            plan(1, .succeeded), plan(2, .superseded), plan(3, .failed), plan(4, .approved), plan(5, .pending),
+        ])])
+        try store.archive(&state)
+        #expect(state.environments["prod"]!.plans.map(\.version) == ["4", "5"], "unfinished and newest plans stay")
+        #expect(try store.history("prod").map(\.version) == ["1", "2", "3"])
+
+        // The newest plan finishing and a newer one arriving moves it too; nothing is archived twice.
+        state.environments["prod"]!.plans[1].status = .succeeded
+        state.environments["prod"]!.plans[0].status = .succeeded
+        state.environments["prod"]!.plans.append(plan(6, .pending))
+        try store.archive(&state)
+        #expect(state.environments["prod"]!.plans.map(\.version) == ["6"])
+        #expect(try store.history("prod").map(\.version) == ["1", "2", "3", "4", "5"])
+        try store.archive(&state)
+        #expect(try store.history("prod").count == 5)
+    }
+
+    @Test func historyReadersResolveDuplicatesById() throws {
+        let dir = TemporaryDirectory()
+        let store = StateStore(path: dir.file("state.json"))
+        var first = samplePlan()
+        first.status = .failed
+        var again = first
+        again.status = .succeeded
+        // A crash between appending to history and writing the state can leave a plan in history twice.
+        for p in [first, again] {
+            var state = StateFile(environments: ["prod": EnvironmentState(plans: [p, samplePlan()])])
+            state.environments["prod"]!.plans[1].id = "prod-v9-1a2b3c4d5e"
+            try store.archive(&state)
+        }
+        #expect(try store.history("prod").map(\.status) == [.succeeded])
+        dir.write("history/prod.jsonl", "{broken\n")
+        #expect(throws: StateError.self) { try store.history("prod") }
+    }
+
     @Test func schemaFileDescribesTheStateFile() throws {
         let schema = try #require(parseJSON(try String(contentsOfFile: packageRoot + "/state/schema.json", encoding: .utf8)))
         #expect((schema["properties"] as? [String: Any])?["schema_version"] != nil)

@@ -119,6 +119,14 @@ struct ReconcileTests {
         #expect(!readme.stdout.contains("[dev run]"))
         #expect(try ws.deployedVersion() == "4")
 
+        // Finished plans leave the state file for the history file.
+        #expect(try ws.devPlans().map { $0["id"] as? String } == [v4])
+        let history = ws.dagctl("status", "--history")
+        #expect(history.stdout.contains("history of dev (3 finished plans)"))
+        #expect(history.stdout.contains("\(v2)  succeeded  selective"))
+        let historyJSON = try #require(parseJSON(ws.dagctl("status", "--history", "--output", "json").stdout))
+        #expect(((historyJSON["history"] as? [String: Any])?["dev"] as? [[String: Any]])?.map { $0["id"] as? String } == [v1, v2, v3])
+
         // logs prints what was kept.
         let logs = ws.dagctl("logs", v2, "--phase", "run")
         #expect(logs.status == 0)
