@@ -8,9 +8,10 @@ Deterministic from --seed: the same arguments give the same commits (fixed dates
 DIR/repo             git repository: N models in nested folders with schema.yml files, macros, seeds;
                      M commits that each change one or two models; every 100th and the last bump the version
 DIR/desired          members.yaml and E unprotected environments (env-00 …), deploying without approval
-DIR/state.json       env-i deployed 20*(i+1) commits behind the head (so each plan diffs a different range)
-DIR/settled.json     every environment deployed at the head (a reconcile has nothing to do)
-DIR/history.json     state.json plus P past plans (succeeded and superseded) spread over the environments
+DIR/states/behind/state.json    env-i deployed 20*(i+1) commits behind the head (each plan diffs another range)
+DIR/states/settled/state.json   every environment deployed at the head (a reconcile has nothing to do)
+DIR/states/history/             "behind" plus P past plans (succeeded, superseded) over the environments,
+                                kept as dagctl keeps them: in history/<env>.jsonl beside state.json
 DIR/info.json        the head, each environment's deployed commit, and the arguments
 """
 import argparse
@@ -138,12 +139,25 @@ def main():
 
     # Deployed a little behind the head, but at an older version, so each run explains a new plan.
     behind = lambda i: max(0, len(shas) - 1 - 20 * (i + 1))
-    with open(os.path.join(a.out, "state.json"), "w") as f:
-        json.dump(state(behind), f)
-    with open(os.path.join(a.out, "settled.json"), "w") as f:
-        json.dump(state(lambda i: len(shas) - 1), f)
-    with open(os.path.join(a.out, "history.json"), "w") as f:
-        json.dump(state(behind, past=a.past_plans), f)
+
+    def write_state(name, deployed_index, past=0):
+        folder = os.path.join(a.out, "states", name)
+        os.makedirs(folder, exist_ok=True)
+        full = state(deployed_index, past)
+        # As dagctl keeps it: finished plans other than the newest live in history/<env>.jsonl.
+        if past:
+            os.makedirs(os.path.join(folder, "history"), exist_ok=True)
+            for env, e in full["environments"].items():
+                with open(os.path.join(folder, "history", env + ".jsonl"), "w") as f:
+                    for p in e["plans"][:-1]:
+                        f.write(json.dumps(p, sort_keys=True) + "\n")
+                e["plans"] = e["plans"][-1:]
+        with open(os.path.join(folder, "state.json"), "w") as f:
+            json.dump(full, f)
+
+    write_state("behind", behind)
+    write_state("settled", lambda i: len(shas) - 1)
+    write_state("history", behind, past=a.past_plans)
     with open(os.path.join(a.out, "info.json"), "w") as f:
         json.dump({"head": head, "deployed": {env: shas[behind(i)] for i, env in enumerate(envs)},
                    "models": a.models, "commits": a.commits, "envs": a.envs, "seed": a.seed}, f, indent=1)

@@ -25,7 +25,7 @@ struct PlanCommand: ParsableCommand {
     }
 
     static func preview(inputs: InputOptions, environments: [String], ref: String?, base: String?, output: OutputFormat) throws {
-        let session = try Session.open(inputs)
+        let session = try Session.open(inputs, environments: environments)
         let planner = session.planner
         let reports = planner.selectedEnvironments(environments).map { planner.preview($0, ref: ref, base: base) }
         switch output {

@@ -33,7 +33,7 @@ struct ReconcileCommand: ParsableCommand {
             throw Console.fail("\(error)", code: 75)
         }
         defer { withExtendedLifetime(lock) {} }
-        let session = try Session.open(inputs)
+        let session = try Session.open(inputs, environments: environments)
         // Live output goes to stdout for people, to stderr when stdout carries a document.
         let console = output == .text ? FileHandle.standardOutput : FileHandle.standardError
         let heartbeat = ProcessInfo.processInfo.environment["DAGCTL_HEARTBEAT_SECONDS"].flatMap(TimeInterval.init) ?? 15

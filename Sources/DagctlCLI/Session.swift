@@ -15,10 +15,11 @@ struct Session {
     let store: StateStore
     let state: StateFile
 
-    static func open(_ inputs: InputOptions) throws -> Session {
+    /// `environments` (when not empty) limits which environment files are read.
+    static func open(_ inputs: InputOptions, environments: [String] = []) throws -> Session {
         let repo: GitRepository
         do { repo = try GitRepository.open(inputs.repo) } catch { throw Console.fail(error.description) }
-        let desired = DesiredState.load(inputs.desired)
+        let desired = DesiredState.load(inputs.desired, only: environments.isEmpty ? nil : Set(environments))
         if !desired.membersOK {
             let problems = desired.issues.filter { !$0.file.contains("/environments/") }
             throw Console.fail("the desired state cannot be used:\n" + problems.map { "  " + $0.description }.joined(separator: "\n"))

@@ -24,7 +24,7 @@ public struct Planner {
 
     /// The environments to look at: all of them, or the ones named (unknown names are reported).
     public func selectedEnvironments(_ names: [String]) -> [EnvironmentReport] {
-        var known = Set(desired.environments.map(\.name))
+        var known = Set(desired.environmentNames)
         known.formUnion(desired.environmentIssues.keys)
         var reports: [EnvironmentReport] = []
         let wanted = names.isEmpty ? known.sorted() : names

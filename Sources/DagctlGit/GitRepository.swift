@@ -208,7 +208,7 @@ public final class GitRepository: @unchecked Sendable {
 
         var added: [String: ObjectID] = [:], deleted: [String: ObjectID] = [:]
         var changes: [TreeChange] = []
-        let oldEntries = try oldTree.map { (t: OpaquePointer) throws(GitError) in try entries(ofTree: git_tree_id(t).pointee) } ?? [:]
+        let oldEntries = try oldTree.map { (t: OpaquePointer) throws(GitError) in try entries(ofTree: git_tree_id(t).pointee) } ?? []
         try compare(oldEntries, try entries(ofTree: git_tree_id(newTree).pointee), prefix: "",
                     added: &added, deleted: &deleted, modified: &changes)
 
@@ -236,10 +236,12 @@ public final class GitRepository: @unchecked Sendable {
         return changes.sorted { $0.path < $1.path }
     }
 
-    /// A tree's entries by name.
+    /// One entry of a tree, with its name as bytes for git-order comparison.
     struct Entry {
+        var name: [UInt8]
         var id: git_oid
         var mode: git_filemode_t
+        var isTree: Bool { mode == GIT_FILEMODE_TREE }
     }
 
     /// Tree ids as dictionary keys (20 raw bytes, no hex formatting).
@@ -254,54 +256,71 @@ public final class GitRepository: @unchecked Sendable {
         }
     }
 
-    /// Trees read so far. Environments diff different bases against the same head, so most subtrees
-    /// are read once per run, not once per environment.
-    private var treeCache: [TreeKey: [String: Entry]] = [:]
+    /// Trees read so far, in git's order. Environments diff different bases against the same head, so
+    /// most subtrees are read once per run, not once per environment.
+    private var treeCache: [TreeKey: [Entry]] = [:]
 
-    private func entries(ofTree id: git_oid) throws(GitError) -> [String: Entry] {
+    private func entries(ofTree id: git_oid) throws(GitError) -> [Entry] {
         let key = TreeKey(id)
         if let cached = treeCache[key] { return cached }
         var id = id
         let tree = try lookupTree(&id)
         defer { git_tree_free(tree) }
-        let result = Self.entries(tree)
+        let count = git_tree_entrycount(tree)
+        var result: [Entry] = []
+        result.reserveCapacity(count)
+        for i in 0..<count {
+            guard let e = git_tree_entry_byindex(tree, i), let name = git_tree_entry_name(e) else { continue }
+            let bytes = UnsafeRawBufferPointer(start: name, count: strlen(name))
+            result.append(Entry(name: Array(bytes), id: git_tree_entry_id(e).pointee, mode: git_tree_entry_filemode(e)))
+        }
         treeCache[key] = result
         return result
     }
 
-    private static func entries(_ tree: OpaquePointer) -> [String: Entry] {
-        var result: [String: Entry] = [:]
-        let count = git_tree_entrycount(tree)
-        result.reserveCapacity(count)
-        for i in 0..<count {
-            guard let e = git_tree_entry_byindex(tree, i) else { continue }
-            result[String(cString: git_tree_entry_name(e))] = Entry(id: git_tree_entry_id(e).pointee, mode: git_tree_entry_filemode(e))
-        }
-        return result
+    /// Git's tree order: names compared bytewise, a tree's name as if it ended in '/'.
+    static func gitOrder(_ a: Entry, _ b: Entry) -> Int {
+        let n = min(a.name.count, b.name.count)
+        for i in 0..<n where a.name[i] != b.name[i] { return a.name[i] < b.name[i] ? -1 : 1 }
+        let ca: UInt8 = a.name.count > n ? a.name[n] : (a.isTree ? UInt8(ascii: "/") : 0)
+        let cb: UInt8 = b.name.count > n ? b.name[n] : (b.isTree ? UInt8(ascii: "/") : 0)
+        return ca == cb ? 0 : (ca < cb ? -1 : 1)
     }
 
-    /// Walks two trees side by side; identical subtrees (same id) are skipped without being read.
-    private func compare(_ a: [String: Entry], _ b: [String: Entry], prefix: String, added: inout [String: ObjectID],
+    /// Walks two trees side by side in git order; identical subtrees (same id) are skipped unread.
+    private func compare(_ a: [Entry], _ b: [Entry], prefix: String, added: inout [String: ObjectID],
                          deleted: inout [String: ObjectID], modified: inout [TreeChange]) throws(GitError) {
-        for name in Set(a.keys).union(b.keys) {
-            let path = prefix + name
-            let ea = a[name], eb = b[name]
-            if var x = ea, var y = eb, git_oid_equal(&x.id, &y.id) == 1, x.mode == y.mode { continue }
-            let aIsTree = ea?.mode == GIT_FILEMODE_TREE, bIsTree = eb?.mode == GIT_FILEMODE_TREE
-            if aIsTree || bIsTree {
-                // A folder on either side: recurse into it; a file on the other side is added or deleted.
-                let subOld = aIsTree ? try entries(ofTree: ea!.id) : [:]
-                let subNew = bIsTree ? try entries(ofTree: eb!.id) : [:]
-                try compare(subOld, subNew, prefix: path + "/", added: &added, deleted: &deleted, modified: &modified)
-                if let ea, !aIsTree, ea.mode != GIT_FILEMODE_COMMIT { deleted[path] = ObjectID(ea.id) }
-                if let eb, !bIsTree, eb.mode != GIT_FILEMODE_COMMIT { added[path] = ObjectID(eb.id) }
-                continue
+        var i = 0, j = 0
+        while i < a.count || j < b.count {
+            let order = i == a.count ? 1 : j == b.count ? -1 : Self.gitOrder(a[i], b[j])
+            if order == 0 {
+                var x = a[i], y = b[j]
+                i += 1; j += 1
+                if git_oid_equal(&x.id, &y.id) == 1 && x.mode == y.mode { continue }
+                let path = prefix + String(decoding: x.name, as: UTF8.self)
+                if x.isTree {
+                    try compare(try entries(ofTree: x.id), try entries(ofTree: y.id), prefix: path + "/",
+                                added: &added, deleted: &deleted, modified: &modified)
+                } else if x.mode != GIT_FILEMODE_COMMIT || y.mode != GIT_FILEMODE_COMMIT {
+                    modified.append(TreeChange(path: path, kind: .modified))
+                }
+            } else if order < 0 {
+                try gone(a[i], prefix: prefix, into: &deleted)
+                i += 1
+            } else {
+                try gone(b[j], prefix: prefix, into: &added)
+                j += 1
             }
-            switch (ea, eb) {
-            case (nil, let y?): added[path] = ObjectID(y.id)
-            case (let x?, nil): deleted[path] = ObjectID(x.id)
-            default: modified.append(TreeChange(path: path, kind: .modified))
-            }
+        }
+    }
+
+    /// An entry on one side only: a file, or every file of a folder. Submodules are not files.
+    private func gone(_ entry: Entry, prefix: String, into side: inout [String: ObjectID]) throws(GitError) {
+        let path = prefix + String(decoding: entry.name, as: UTF8.self)
+        if entry.isTree {
+            for child in try entries(ofTree: entry.id) { try gone(child, prefix: path + "/", into: &side) }
+        } else if entry.mode != GIT_FILEMODE_COMMIT {
+            side[path] = ObjectID(entry.id)
         }
     }
 

@@ -19,49 +19,63 @@ public struct Categorizer: Sendable {
                                                   "package-lock.yml", "selectors.yml"]
     public var projectDir: String
     public var paths: DbtPaths
+    // Folder prefixes with their trailing slash, computed once: categorizing runs for every changed path.
+    private let projectPrefix: String
+    private let modelFolders, testFolders, macroFolders, seedFolders, snapshotFolders: [String]
 
     public init(projectDir: String, paths: DbtPaths) {
         self.projectDir = RelativePath.normalize(projectDir)
         self.paths = paths
+        projectPrefix = self.projectDir.isEmpty ? "" : self.projectDir + "/"
+        func prefixes(_ folders: [String]) -> [String] { folders.map { $0.isEmpty ? "" : $0 + "/" } }
+        modelFolders = prefixes(paths.modelPaths)
+        testFolders = prefixes(paths.testPaths)
+        macroFolders = prefixes(paths.macroPaths)
+        seedFolders = prefixes(paths.seedPaths)
+        snapshotFolders = prefixes(paths.snapshotPaths)
     }
 
     /// `path` relative to the project folder, or nil when it lies outside it.
-    public func projectRelative(_ path: String) -> String? {
-        if projectDir.isEmpty { return path }
-        guard path.hasPrefix(projectDir + "/") else { return nil }
-        return String(path.dropFirst(projectDir.count + 1))
+    public func projectRelative(_ path: String) -> Substring? {
+        guard path.hasPrefix(projectPrefix) else { return nil }
+        return path.dropFirst(projectPrefix.count)
     }
 
     public func category(of path: String) -> Category {
         guard let rel = projectRelative(path) else { return .other }
-        if Self.configFiles.contains(rel) { return .config }
+        if !rel.contains("/") && Self.configFiles.contains(String(rel)) { return .config }
         let ext = Self.fileExtension(rel)
-        if Self.isUnder(rel, paths.modelPaths) {
+        if Self.isUnder(rel, modelFolders) {
             if ext == "sql" || ext == "py" { return .model }
             if ext == "yml" || ext == "yaml" { return .test }
             return .other
         }
-        if Self.isUnder(rel, paths.testPaths) { return ["sql", "yml", "yaml"].contains(ext) ? .test : .other }
-        if Self.isUnder(rel, paths.macroPaths) { return .macro }
-        if Self.isUnder(rel, paths.seedPaths) { return ext == "csv" ? .seed : .other }
-        if Self.isUnder(rel, paths.snapshotPaths) { return .snapshot }
+        if Self.isUnder(rel, testFolders) { return ext == "sql" || ext == "yml" || ext == "yaml" ? .test : .other }
+        if Self.isUnder(rel, macroFolders) { return .macro }
+        if Self.isUnder(rel, seedFolders) { return ext == "csv" ? .seed : .other }
+        if Self.isUnder(rel, snapshotFolders) { return .snapshot }
         return .other
     }
 
     /// The dbt model name of a model file: its file name without the extension.
     public static func modelName(_ path: String) -> String {
-        let file = path.split(separator: "/").last.map(String.init) ?? path
-        guard let dot = file.lastIndex(of: ".") else { return file }
+        let file = fileName(Substring(path))
+        guard let dot = file.utf8.lastIndex(of: UInt8(ascii: ".")) else { return String(file) }
         return String(file[..<dot])
     }
 
-    static func fileExtension(_ path: String) -> String {
-        let file = path.split(separator: "/").last ?? Substring(path)
-        guard let dot = file.lastIndex(of: ".") else { return "" }
-        return String(file[file.index(after: dot)...])
+    static func fileName(_ path: Substring) -> Substring {
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return path }
+        return path[path.utf8.index(after: slash)...]
     }
 
-    static func isUnder(_ path: String, _ folders: [String]) -> Bool {
-        folders.contains { $0.isEmpty || path.hasPrefix($0 + "/") }
+    static func fileExtension(_ path: Substring) -> Substring {
+        let file = fileName(path)
+        guard let dot = file.utf8.lastIndex(of: UInt8(ascii: ".")) else { return "" }
+        return file[file.utf8.index(after: dot)...]
+    }
+
+    static func isUnder(_ path: Substring, _ prefixes: [String]) -> Bool {
+        prefixes.contains { path.hasPrefix($0) }
     }
 }

@@ -21,10 +21,14 @@ public struct DesiredState: Sendable {
     public var environmentIssues: [String: [SpecIssue]]
     /// Every problem found, in file order.
     public var issues: [SpecIssue]
+    /// The stems of every `environments/*.yaml`, read or not.
+    public var environmentNames: [String] = []
 
     public func environment(_ name: String) -> EnvironmentSpec? { environments.first { $0.name == name } }
 
-    public static func load(_ root: String) -> DesiredState {
+    /// Loads the directory. With `only`, environment files of other names are not read (a preview of
+    /// one environment does not pay for parsing, or fail on, the others).
+    public static func load(_ root: String, only: Set<String>? = nil) -> DesiredState {
         var issues: [SpecIssue] = []
         var state = DesiredState(root: root, members: Members([]), membersOK: false, environments: [],
                                  environmentIssues: [:], issues: [])
@@ -57,6 +61,8 @@ public struct DesiredState: Sendable {
                 continue
             }
             let stem = String(fileName.dropLast(5))
+            state.environmentNames.append(stem)
+            if let only, !only.contains(stem) { continue }
             let result: Result<EnvironmentSpec, SpecIssues> = readText(path).mapError { SpecIssues([$0]) }.flatMap { text in
                 Result { () throws(SpecIssues) in
                     try EnvironmentSpec.parse(text, name: stem, file: path, members: state.membersOK ? state.members.names : nil)
