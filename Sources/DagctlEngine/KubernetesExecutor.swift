@@ -36,12 +36,9 @@ struct KubernetesExecutor {
         let config = try Explainer(repo: repo, members: desired.members).config(at: ObjectID(hex: plan.commit), label: String(plan.commit.prefix(10)))
 
         if plan.status == .approved {
-            let n = plan.attempts.count + 1
             // The Job's name is recorded before it is created: a run killed in between finds it by name.
-            plan.attempts.append(Attempt(n: n, outcome: .running, phase: .build, startedAt: Timestamp.now(),
-                                         jobs: ["build": KubernetesJobs.jobName(plan: plan.id, phase: .build, attempt: n)]))
-            plan.status = .building
-            plan.statusReason = nil
+            plan.startAttempt(at: Timestamp.now(),
+                              jobs: ["build": KubernetesJobs.jobName(plan: plan.id, phase: .build, attempt: plan.attempts.count + 1)])
             try record(plan)
         }
 
@@ -73,7 +70,7 @@ struct KubernetesExecutor {
                     notes.append("job \(name) is running; a later reconcile will pick it up (--no-wait)")
                     return (plan, notes)
                 }
-                let log = try openLog("\(logDir)/\(phase.rawValue).log")
+                let log = try PhaseLog.create("\(logDir)/\(phase.rawValue).log")
                 _ = try kubectl.followLogs(job: name, log: log, sink: sink)
                 try? log.close()
                 followed = true
@@ -89,21 +86,15 @@ struct KubernetesExecutor {
                     plan.attempts[n - 1].jobs?["run"] = KubernetesJobs.jobName(plan: plan.id, phase: .run, attempt: n)
                     plan.status = .running
                 } else {
-                    plan.attempts[n - 1].outcome = .succeeded
-                    plan.attempts[n - 1].finishedAt = Timestamp.now()
-                    plan.status = .succeeded
+                    plan.succeedAttempt(at: Timestamp.now())
                 }
                 try record(plan)
             case .failed(let reason, let message):
                 var why = "job \(name) failed: \(reason)" + (message.isEmpty ? "" : " (\(message))")
                 if let problem = kubectl.podProblem(job: name) { why += "; \(problem)" }
-                plan.attempts[n - 1].outcome = .failed
-                plan.attempts[n - 1].finishedAt = Timestamp.now()
-                plan.attempts[n - 1].reason = why
-                plan.status = .failed
-                plan.statusReason = "attempt \(n) failed in \(phase.rawValue): \(why)"
+                plan.failAttempt(why, at: Timestamp.now())
                 try record(plan)
-                notes.append("attempt \(n) failed in \(phase.rawValue): \(why)")
+                notes.append(plan.statusReason!)
             case .pending, .active:
                 notes.append("job \(name) did not finish in time; a later reconcile will look again")
                 return (plan, notes)
@@ -135,12 +126,6 @@ struct KubernetesExecutor {
     /// Saves what the pod printed, for a Job that ended while nobody followed it.
     func saveLogs(_ kubectl: Kubectl, _ name: String, to path: String) {
         guard let result = try? kubectl.kubectl(["logs", "job/\(name)"]), result.status == 0 else { return }
-        FileManager.default.createFile(atPath: path, contents: result.stdout)
-    }
-
-    func openLog(_ path: String) throws -> FileHandle {
-        FileManager.default.createFile(atPath: path, contents: nil)
-        guard let handle = FileHandle(forWritingAtPath: path) else { throw EngineError("cannot write \(path)") }
-        return handle
+        _ = FileManager.default.createFile(atPath: path, contents: result.stdout)
     }
 }

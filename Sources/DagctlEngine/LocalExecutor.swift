@@ -24,28 +24,22 @@ struct LocalExecutor {
     func execute(_ plan: Plan, env: EnvironmentSpec, record: (Plan) throws -> Void) throws -> (Plan, [String]) {
         var plan = plan
         var notes: [String] = []
-        let n = plan.attempts.count + 1
-        plan.attempts.append(Attempt(n: n, outcome: .running, phase: .build, startedAt: Timestamp.now()))
-        plan.status = .building
-        plan.statusReason = nil
+        plan.startAttempt(at: Timestamp.now())
+        let n = plan.attempts.count
         try record(plan)
 
         let logs = Self.logDir(stateDir: stateDir, plan: plan.id, attempt: n)
         try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
         func fail(_ reason: String) throws -> (Plan, [String]) {
-            plan.attempts[n - 1].outcome = .failed
-            plan.attempts[n - 1].finishedAt = Timestamp.now()
-            plan.attempts[n - 1].reason = reason
-            plan.status = .failed
-            plan.statusReason = "attempt \(n) failed in \(plan.attempts[n - 1].phase.rawValue): \(reason)"
+            plan.failAttempt(reason, at: Timestamp.now())
             try record(plan)
-            notes.append("attempt \(n) failed in \(plan.attempts[n - 1].phase.rawValue): \(reason) (logs: \(logs))")
+            notes.append("\(plan.statusReason!) (logs: \(logs))")
             return (plan, notes)
         }
 
         // Build.
         let buildStart = Date()
-        let buildLog = try openLog("\(logs)/build.log")
+        let buildLog = try PhaseLog.create("\(logs)/build.log")
         let buildSink = OutputSink(prefix: "[\(env.name) build] ", console: console, heartbeat: heartbeat)
         let environment = Self.environment(for: env)
         let dbt: String, projectDir: String
@@ -78,9 +72,7 @@ struct LocalExecutor {
 
         guard let command = LocalBackend.runCommand(dbt: dbt, scope: plan.scope, select: plan.select, target: env.target,
                                                     projectDir: projectDir, profilesDir: profilesDir(env)) else {
-            plan.attempts[n - 1].outcome = .succeeded
-            plan.attempts[n - 1].finishedAt = Timestamp.now()
-            plan.status = .succeeded
+            plan.succeedAttempt(at: Timestamp.now())
             try record(plan)
             notes.append("build_only: no dbt run")
             return (plan, notes)
@@ -91,7 +83,7 @@ struct LocalExecutor {
         plan.attempts[n - 1].phase = .run
         try record(plan)
         let runStart = Date()
-        let runLog = try openLog("\(logs)/run.log")
+        let runLog = try PhaseLog.create("\(logs)/run.log")
         let runSink = OutputSink(prefix: "[\(env.name) run] ", console: console, heartbeat: heartbeat)
         runLog.write(Data("dagctl: \(command.joined(separator: " "))\n".utf8))
         runSink.say(command.joined(separator: " "))
@@ -113,7 +105,7 @@ struct LocalExecutor {
         let results = "\(projectDir)/target/run_results.json"
         var summary: RunResults.Summary?
         if let data = FileManager.default.contents(atPath: results) {
-            FileManager.default.createFile(atPath: "\(logs)/run_results.json", contents: data)
+            _ = FileManager.default.createFile(atPath: "\(logs)/run_results.json", contents: data)
             summary = RunResults.summarize(data)
             plan.attempts[n - 1].summary = summary?.counts ?? [:]
         }
@@ -122,9 +114,7 @@ struct LocalExecutor {
             if let failures = summary?.failures, !failures.isEmpty { reason += "; failed: " + failures.joined(separator: ", ") }
             return try fail(reason)
         }
-        plan.attempts[n - 1].outcome = .succeeded
-        plan.attempts[n - 1].finishedAt = Timestamp.now()
-        plan.status = .succeeded
+        plan.succeedAttempt(at: Timestamp.now())
         try record(plan)
         notes.append("ran \(Explain.dbtCommand(scope: plan.scope, select: plan.select, target: env.target)!.joined(separator: " ")) in \(formatDuration(Date().timeIntervalSince(runStart)))")
         return (plan, notes)
@@ -145,9 +135,12 @@ struct LocalExecutor {
         result.merge(env.env) { $1 }
         return result
     }
+}
 
-    func openLog(_ path: String) throws -> FileHandle {
-        FileManager.default.createFile(atPath: path, contents: nil)
+/// A phase's log file, created empty (a later observation of the same attempt starts it afresh).
+enum PhaseLog {
+    static func create(_ path: String) throws -> FileHandle {
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         guard let handle = FileHandle(forWritingAtPath: path) else { throw EngineError("cannot write \(path)") }
         return handle
     }

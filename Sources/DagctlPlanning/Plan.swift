@@ -126,3 +126,29 @@ public struct Plan: Codable, Sendable, Equatable {
         "\(environment)-v\(version.text)-\(commit.prefix(10))"
     }
 }
+
+extension Plan {
+    /// Starts attempt `attempts.count + 1` in the build phase; the plan is then `building`.
+    public mutating func startAttempt(at time: String, jobs: [String: String]? = nil) {
+        attempts.append(Attempt(n: attempts.count + 1, outcome: .running, phase: .build, startedAt: time, jobs: jobs))
+        status = .building
+        statusReason = nil
+    }
+
+    /// Ends the current attempt as succeeded, and the plan with it.
+    public mutating func succeedAttempt(at time: String) {
+        attempts[attempts.count - 1].outcome = .succeeded
+        attempts[attempts.count - 1].finishedAt = time
+        status = .succeeded
+    }
+
+    /// Ends the current attempt as failed for `reason`; the plan is `failed` (and can be retried).
+    public mutating func failAttempt(_ reason: String, at time: String) {
+        let n = attempts.count
+        attempts[n - 1].outcome = .failed
+        attempts[n - 1].finishedAt = time
+        attempts[n - 1].reason = reason
+        status = .failed
+        statusReason = "attempt \(n) failed in \(attempts[n - 1].phase.rawValue): \(reason)"
+    }
+}
