@@ -2,19 +2,30 @@ import ArgumentParser
 import DagctlEngine
 import DagctlSpec
 
+/// What `approve` and `retry` share: the plan, who decides, and the key they sign with.
+struct DecisionOptions: ParsableArguments {
+    @Argument(help: "The plan id, e.g. prod-v8-1a2b3c4d5e.")
+    var planID: String
+
+    @Option(name: .customLong("as"), help: ArgumentHelp("The member deciding.", valueName: "member"))
+    var member: String
+
+    @Option(help: ArgumentHelp("SSH private key to sign with (one of the member's keys in members.yaml).", valueName: "path"))
+    var key: String?
+
+    func validate() throws {
+        guard Names.isValid(member) else { throw ValidationError("'\(member)' is not a valid member name") }
+    }
+
+    var signed: String { key == nil ? "" : ", signed" }
+}
+
 struct ApproveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "approve",
         abstract: "Write (and sign) an approval or rejection of a plan into the desired-state directory.")
 
-    @Argument(help: "The plan id, e.g. prod-v8-1a2b3c4d5e.")
-    var planID: String
-
-    @Option(name: .customLong("as"), help: "The member deciding.")
-    var member: String
-
-    @Option(help: "SSH private key to sign with (one of the member's keys in members.yaml).")
-    var key: String?
+    @OptionGroup var decision: DecisionOptions
 
     @Flag(help: "Reject the plan instead of approving it.")
     var reject = false
@@ -24,17 +35,14 @@ struct ApproveCommand: ParsableCommand {
 
     @OptionGroup var inputs: InputOptions
 
-    func validate() throws {
-        guard Names.isValid(member) else { throw ValidationError("'\(member)' is not a valid member name") }
-    }
-
     func run() throws {
         let session = try Session.open(inputs)
         let writer = DecisionWriter(planner: session.planner, history: session.store.history)
-        let decision: ApprovalFile.Decision = reject ? .reject : .approve
+        let verdict: ApprovalFile.Decision = reject ? .reject : .approve
         do {
-            let path = try writer.approve(planID: planID, as: member, decision: decision, comment: comment, keyPath: key)
-            Console.out("wrote \(path) (\(decision.rawValue) by \(member)\(key == nil ? "" : ", signed"))\n")
+            let path = try writer.approve(planID: decision.planID, as: decision.member, decision: verdict, comment: comment,
+                                          keyPath: decision.key)
+            Console.out("wrote \(path) (\(verdict.rawValue) by \(decision.member)\(decision.signed))\n")
             Console.out("commit it to the desired-state repository; the next reconcile reads it\n")
         } catch {
             throw Console.fail("\(error)")
@@ -47,27 +55,16 @@ struct RetryCommand: ParsableCommand {
         commandName: "retry",
         abstract: "Write (and sign) a request to retry a failed plan into the desired-state directory.")
 
-    @Argument(help: "The plan id of a failed plan.")
-    var planID: String
-
-    @Option(name: .customLong("as"), help: "The member asking.")
-    var member: String
-
-    @Option(help: "SSH private key to sign with (one of the member's keys in members.yaml).")
-    var key: String?
+    @OptionGroup var decision: DecisionOptions
 
     @OptionGroup var inputs: InputOptions
-
-    func validate() throws {
-        guard Names.isValid(member) else { throw ValidationError("'\(member)' is not a valid member name") }
-    }
 
     func run() throws {
         let session = try Session.open(inputs)
         let writer = DecisionWriter(planner: session.planner, history: session.store.history)
         do {
-            let (path, retries) = try writer.retry(planID: planID, as: member, keyPath: key)
-            Console.out("wrote \(path) (retries: \(retries) by \(member)\(key == nil ? "" : ", signed"))\n")
+            let (path, retries) = try writer.retry(planID: decision.planID, as: decision.member, keyPath: decision.key)
+            Console.out("wrote \(path) (retries: \(retries) by \(decision.member)\(decision.signed))\n")
             Console.out("commit it to the desired-state repository; the next reconcile starts attempt \(retries + 1)\n")
         } catch {
             throw Console.fail("\(error)")
