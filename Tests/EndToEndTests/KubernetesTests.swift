@@ -176,6 +176,7 @@ struct KubernetesTests {
         #expect(plan["status"] as? String == "succeeded")
         #expect(try k.ws.deployedVersion() == "2")
         #expect(k.cluster.jobNames().count == 2, "no Job was created twice")
+        #expect(stateSchemaProblems(k.ws.statePath) == "")
         let jobs = (plan["attempts"] as? [[String: Any]])?.first?["jobs"] as? [String: String]
         #expect(jobs == ["build": "\(id)-build-1", "run": "\(id)-run-1"])
         #expect(k.dagctl("reconcile", "--no-wait").stdout.contains("nothing to do"))

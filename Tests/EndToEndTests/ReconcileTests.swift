@@ -127,6 +127,9 @@ struct ReconcileTests {
         let historyJSON = try #require(parseJSON(ws.dagctl("status", "--history", "--output", "json").stdout))
         #expect(((historyJSON["history"] as? [String: Any])?["dev"] as? [[String: Any]])?.map { $0["id"] as? String } == [v1, v2, v3])
 
+        // What dagctl wrote matches the committed JSON Schema.
+        #expect(stateSchemaProblems(ws.statePath) == "")
+
         // logs prints what was kept.
         let logs = ws.dagctl("logs", v2, "--phase", "run")
         #expect(logs.status == 0)
@@ -222,6 +225,7 @@ struct ReconcileTests {
         kill(first.pid, SIGKILL)
         first.wait()
         #expect(try ws.state()["schema_version"] as? Int == 1, "the state file is valid JSON")
+        #expect(stateSchemaProblems(ws.statePath) == "", "and a valid state, with the attempt's pid recorded")
         #expect(kill(childPID, 0) == 0, "dbt outlived the killed dagctl")
 
         // The next run stops the orphan, marks the attempt interrupted and the plan failed.

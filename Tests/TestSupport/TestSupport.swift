@@ -208,3 +208,22 @@ public let pathWithVenv: String = {
     let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
     return "\(packageRoot)/.venv/bin:\(path)"
 }()
+
+/// Checks a state file (and the history files beside it) against `state/schema.json` with Python's
+/// jsonschema (installed by `.ci/setup`). Returns jsonschema's complaints; empty when valid.
+public func stateSchemaProblems(_ statePath: String) -> String {
+    let script = """
+        import json, os, sys, glob
+        import jsonschema
+        schema = json.load(open(sys.argv[1]))
+        jsonschema.Draft202012Validator.check_schema(schema)
+        problems = [f"state: {e.message}" for e in jsonschema.Draft202012Validator(schema).iter_errors(json.load(open(sys.argv[2])))]
+        plan = dict(schema["$defs"]["plan"], **{"$defs": schema["$defs"]})
+        for path in glob.glob(os.path.join(os.path.dirname(sys.argv[2]), "history", "*.jsonl")):
+            for n, line in enumerate(open(path), 1):
+                problems += [f"{path}:{n}: {e.message}" for e in jsonschema.Draft202012Validator(plan).iter_errors(json.loads(line))]
+        print("\\n".join(problems))
+        """
+    let out = run(packageRoot + "/.venv/bin/python", ["-c", script, packageRoot + "/state/schema.json", statePath])
+    return out.status == 0 ? out.stdout.trimmingCharacters(in: .whitespacesAndNewlines) : "jsonschema failed: \(out.stderr)"
+}
