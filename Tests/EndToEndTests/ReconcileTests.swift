@@ -249,6 +249,40 @@ struct ReconcileTests {
     }
 }
 
+@Suite("stopping a reconcile", .serialized)
+struct InterruptTests {
+    @Test func sigtermStopsDbtAndRecordsTheAttempt() throws {
+        let ws = DeployWorkspace(devEnv: ["SHOP_SLOW_SECONDS": "60"])
+        ws.bump(1) {
+            $0.write("models/marts/slow.py", """
+                import os
+                import time
+
+                def model(dbt, session):
+                    time.sleep(float(os.environ.get("SHOP_SLOW_SECONDS", "0")))
+                    return session.sql("select 1 as id")
+                """)
+        }
+        let out = TemporaryDirectory("dagctl-out")
+        let first = startDagctl(["reconcile"], environment: ws.environment, outputDir: out.path)
+        var childPID: Int32 = 0
+        #expect(eventually(within: 60) {
+            guard let plan = ws.peekNewestPlan(), let pid = (plan["attempts"] as? [[String: Any]])?.last?["pid"] as? Int else { return false }
+            childPID = Int32(pid)
+            return (out.read("stdout") ?? "").contains("START python table model")
+        })
+        kill(first.pid, SIGTERM)
+        let status = first.wait()
+        #expect((status >> 8) & 0xff == 1, "exits 1 after recording")
+        #expect(eventually(within: 5) { kill(childPID, 0) != 0 }, "dbt's process group was stopped with it")
+        let plan = try #require(try ws.devPlans().last)
+        #expect(plan["status"] as? String == "failed")
+        let reason = (plan["attempts"] as? [[String: Any]])?.last?["reason"] as? String
+        #expect(reason?.contains("dagctl was interrupted (signal \(SIGTERM))") == true, "\(String(describing: reason))")
+        #expect(try ws.deployedVersion() == nil)
+    }
+}
+
 @Suite("local builds with a requirements file", .serialized)
 struct VirtualenvCacheTests {
     @Test func secondPlanReusesTheCachedVirtualenv() throws {
