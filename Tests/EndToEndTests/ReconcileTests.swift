@@ -32,6 +32,23 @@ final class DeployWorkspace: @unchecked Sendable {
         TestSupport.dagctl(Array(args), in: dir.path, environment: environment)
     }
 
+    /// A workspace whose project has a Python model that sleeps `SHOP_SLOW_SECONDS` (60 in `dev`), so a
+    /// test can act while dbt is in the run phase.
+    static func withSlowModel() -> DeployWorkspace {
+        let ws = DeployWorkspace(devEnv: ["SHOP_SLOW_SECONDS": "60"])
+        ws.bump(1) {
+            $0.write("models/marts/slow.py", """
+                import os
+                import time
+
+                def model(dbt, session):
+                    time.sleep(float(os.environ.get("SHOP_SLOW_SECONDS", "0")))
+                    return session.sql("select 1 as id")
+                """)
+        }
+        return ws
+    }
+
     /// Commits a change with a version bump.
     func bump(_ version: Int, _ change: (GitFixture) -> Void) {
         change(repo)
@@ -190,17 +207,7 @@ struct ReconcileTests {
     }
 
     @Test func survivesSIGKILLDuringTheRunPhase() throws {
-        let ws = DeployWorkspace(devEnv: ["SHOP_SLOW_SECONDS": "60"])
-        ws.bump(1) {
-            $0.write("models/marts/slow.py", """
-                import os
-                import time
-
-                def model(dbt, session):
-                    time.sleep(float(os.environ.get("SHOP_SLOW_SECONDS", "0")))
-                    return session.sql("select 1 as id")
-                """)
-        }
+        let ws = DeployWorkspace.withSlowModel()
         let out = TemporaryDirectory("dagctl-out")
         var environment = ws.environment
         environment["DAGCTL_HEARTBEAT_SECONDS"] = "1"
@@ -252,17 +259,7 @@ struct ReconcileTests {
 @Suite("stopping a reconcile", .serialized)
 struct InterruptTests {
     @Test func sigtermStopsDbtAndRecordsTheAttempt() throws {
-        let ws = DeployWorkspace(devEnv: ["SHOP_SLOW_SECONDS": "60"])
-        ws.bump(1) {
-            $0.write("models/marts/slow.py", """
-                import os
-                import time
-
-                def model(dbt, session):
-                    time.sleep(float(os.environ.get("SHOP_SLOW_SECONDS", "0")))
-                    return session.sql("select 1 as id")
-                """)
-        }
+        let ws = DeployWorkspace.withSlowModel()
         let out = TemporaryDirectory("dagctl-out")
         let first = startDagctl(["reconcile"], environment: ws.environment, outputDir: out.path)
         var childPID: Int32 = 0
