@@ -20,12 +20,23 @@ struct KubernetesExecutor {
     /// The Jobs the plan's next (or current) attempt applies, for review in `plan --output json`.
     static func manifests(plan: Plan, env: EnvironmentSpec, k: EnvironmentSpec.KubernetesBackend,
                           repo: GitRepository, config: ProjectConfig) -> [[String: Any]] {
-        let running = [.building, .running].contains(plan.status) || plan.status == .succeeded || plan.status == .failed
-        let attempt = max(1, running ? plan.attempts.count : plan.attempts.count + 1)
-        var jobs = [KubernetesJobs.buildJob(plan: plan, env: env, k: k, attempt: attempt,
-                                            gitRef: repo.upstreamReference(env.ref), dockerfile: config.dockerfile)]
-        if let run = KubernetesJobs.runJob(plan: plan, env: env, k: k, attempt: attempt, projectDir: config.projectDir) { jobs.append(run) }
-        return jobs
+        let started = [.building, .running, .succeeded, .failed].contains(plan.status)
+        let attempt = max(1, started ? plan.attempts.count : plan.attempts.count + 1)
+        return [KubernetesJobs.Phase.build, .run].compactMap {
+            job($0, plan: plan, env: env, k: k, attempt: attempt, repo: repo, config: config)
+        }
+    }
+
+    /// The Job of one phase of an attempt; nil for the run phase of a `build_only` plan.
+    static func job(_ phase: KubernetesJobs.Phase, plan: Plan, env: EnvironmentSpec, k: EnvironmentSpec.KubernetesBackend,
+                    attempt: Int, repo: GitRepository, config: ProjectConfig) -> [String: Any]? {
+        switch phase {
+        case .build:
+            return KubernetesJobs.buildJob(plan: plan, env: env, k: k, attempt: attempt,
+                                           gitRef: repo.upstreamReference(env.ref), dockerfile: config.dockerfile)
+        case .run:
+            return KubernetesJobs.runJob(plan: plan, env: env, k: k, attempt: attempt, projectDir: config.projectDir)
+        }
     }
 
     func advance(_ plan: Plan, env: EnvironmentSpec, k: EnvironmentSpec.KubernetesBackend,
@@ -52,10 +63,7 @@ struct KubernetesExecutor {
 
             var state = try kubectl.job(name)
             if state == nil {
-                let manifest: [String: Any]? = phase == .build
-                    ? KubernetesJobs.buildJob(plan: plan, env: env, k: k, attempt: n, gitRef: repo.upstreamReference(env.ref), dockerfile: config.dockerfile)
-                    : KubernetesJobs.runJob(plan: plan, env: env, k: k, attempt: n, projectDir: config.projectDir)
-                guard let manifest else { throw EngineError("plan \(plan.id) has no run phase") }
+                guard let manifest = Self.job(phase, plan: plan, env: env, k: k, attempt: n, repo: repo, config: config) else { throw EngineError("plan \(plan.id) has no run phase") }
                 switch try kubectl.create(manifest) {
                 case .created: notes.append("submitted job \(name) (\(phase.rawValue), attempt \(n))")
                 case .alreadyExists: notes.append("adopted the existing job \(name)")
@@ -81,7 +89,7 @@ struct KubernetesExecutor {
             switch state!.phase {
             case .succeeded:
                 notes.append("job \(name) succeeded")
-                if phase == .build, KubernetesJobs.runJob(plan: plan, env: env, k: k, attempt: n, projectDir: config.projectDir) != nil {
+                if phase == .build, plan.scope != .buildOnly {
                     plan.attempts[n - 1].phase = .run
                     plan.attempts[n - 1].jobs?["run"] = KubernetesJobs.jobName(plan: plan.id, phase: .run, attempt: n)
                     plan.status = .running

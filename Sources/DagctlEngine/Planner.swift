@@ -67,7 +67,7 @@ public struct Planner {
                     report.commitsBehind = try repo.commitsAhead(head, of: ObjectID(hex: plan.commit))
                 case .versionWentBackwards(let newest):
                     report.plan = newest
-                    report.errors.append("version went backwards: \(ref) has version \(config.version) but the newest plan \(newest.id) has version \(newest.version); bump the version above \(newest.version)")
+                    report.errors.append(NextPlanDecision.backwards(ref: ref, version: config.version, newest: newest))
                     return report
                 case .create(let supersede):
                     report.plan = try explainer.explain(env: env, commit: head, config: config,

@@ -70,19 +70,11 @@ public final class Reconciler {
         for i in envState.plans.indices where [.building, .running].contains(envState.plans[i].status) {
             guard case .local = env.backend else { continue }
             var plan = envState.plans[i]
-            if var attempt = plan.attempts.last, attempt.outcome == .running {
-                if let pid = attempt.pid, LiveProcess.stopOrphan(pid: pid, startedAt: attempt.pidStart) {
-                    report.actions.append("stopped process group \(pid) left running by the dagctl run that died")
-                }
-                attempt.outcome = .interrupted
-                attempt.finishedAt = Timestamp.now()
-                attempt.reason = "the dagctl run doing it stopped before it finished"
-                attempt.pid = nil
-                attempt.pidStart = nil
-                plan.attempts[plan.attempts.count - 1] = attempt
+            if let attempt = plan.attempts.last, attempt.outcome == .running, let pid = attempt.pid,
+               LiveProcess.stopOrphan(pid: pid, startedAt: attempt.pidStart) {
+                report.actions.append("stopped process group \(pid) left running by the dagctl run that died")
             }
-            plan.status = .failed
-            plan.statusReason = "attempt \(plan.attempts.count) was interrupted; it can be retried"
+            plan.interruptAttempt(at: Timestamp.now())
             envState.plans[i] = plan
             report.actions.append("marked \(plan.id) failed: attempt \(plan.attempts.count) was interrupted")
             try save(env.name, envState)
@@ -98,7 +90,7 @@ public final class Reconciler {
         case .keep(let plan):
             report.commitsBehind = try planner.repo.commitsAhead(head, of: ObjectID(hex: plan.commit))
         case .versionWentBackwards(let newest):
-            report.errors.append("version went backwards: \(env.ref) has version \(config.version) but the newest plan \(newest.id) has version \(newest.version); bump the version above \(newest.version)")
+            report.errors.append(NextPlanDecision.backwards(ref: env.ref, version: config.version, newest: newest))
         case .create(let supersede):
             var plan = try planner.explainer.explain(env: env, commit: head, config: config,
                                                      base: envState.deployed?.commit, label: env.ref)

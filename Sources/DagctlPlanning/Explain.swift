@@ -94,6 +94,11 @@ public enum NextPlanDecision: Sendable, Equatable {
     /// The head's version is lower than the newest plan's: an error for this environment.
     case versionWentBackwards(newest: Plan)
 
+    /// The error of `versionWentBackwards`, as `plan` and `reconcile` both report it.
+    public static func backwards(ref: String, version: Version, newest: Plan) -> String {
+        "version went backwards: \(ref) has version \(version) but the newest plan \(newest.id) has version \(newest.version); bump the version above \(newest.version)"
+    }
+
     /// `plans` are the environment's plans, oldest first.
     public static func decide(headVersion: Version, plans: [Plan]) -> NextPlanDecision {
         guard let newest = plans.last, let newestVersion = Version(newest.version) else {

@@ -142,6 +142,21 @@ extension Plan {
         status = .succeeded
     }
 
+    /// A plan found `building`/`running` after the run doing it died: a running attempt becomes
+    /// `interrupted` and the plan `failed`, so a retry can run it again.
+    public mutating func interruptAttempt(at time: String) {
+        let n = attempts.count
+        if n > 0, attempts[n - 1].outcome == .running {
+            attempts[n - 1].outcome = .interrupted
+            attempts[n - 1].finishedAt = time
+            attempts[n - 1].reason = "the dagctl run doing it stopped before it finished"
+            attempts[n - 1].pid = nil
+            attempts[n - 1].pidStart = nil
+        }
+        status = .failed
+        statusReason = "attempt \(n) was interrupted; it can be retried"
+    }
+
     /// Ends the current attempt as failed for `reason`; the plan is `failed` (and can be retried).
     public mutating func failAttempt(_ reason: String, at time: String) {
         let n = attempts.count
