@@ -8,10 +8,12 @@ public enum SSHSignatures {
 
     /// Why `signature` over `payload` is not a valid signature by one of `member`'s keys, or nil when it is.
     public static func verify(payload: String, signature: String, member: Member) -> String? {
+        // The name is the principal on each line: only a checked name may go there.
+        guard Names.isValid(member.name) else { return "'\(excerpt(member.name))' is not a valid member name" }
         let dir: URL
         do { dir = try temporaryDirectory() } catch { return "cannot create a temporary folder: \(error)" }
         defer { try? FileManager.default.removeItem(at: dir) }
-        let signers = member.keys.map { "\(member.name) namespaces=\"\(namespace)\" \($0)" }.joined(separator: "\n") + "\n"
+        let signers = allowedSigners(for: member)
         let signersFile = dir.appendingPathComponent("allowed_signers")
         let signatureFile = dir.appendingPathComponent("signature")
         do {
@@ -26,6 +28,13 @@ public enum SSHSignatures {
         } catch {
             return "cannot run ssh-keygen: \(error)"
         }
+    }
+
+    /// The allowed-signers file for `member`: one line per key, built only from the key's parsed type
+    /// and base64 (both checked, neither can hold a space or newline). The comment is left out: the
+    /// file is read line by line, and free text has no business in it.
+    public static func allowedSigners(for member: Member) -> String {
+        member.keys.map { "\(member.name) namespaces=\"\(namespace)\" \($0.type) \($0.blob)\n" }.joined()
     }
 
     /// Signs `payload` with the private key at `keyPath`; returns the armored signature.

@@ -3,10 +3,10 @@ public struct Member: Sendable, Equatable {
     public var name: String
     public var emails: [String]
     public var roles: [String]
-    /// OpenSSH public keys ("ssh-ed25519 AAAA… comment") used to verify this member's signatures.
-    public var keys: [String]
+    /// OpenSSH public keys used to verify this member's signatures.
+    public var keys: [SSHPublicKey]
 
-    public init(name: String, emails: [String] = [], roles: [String] = [], keys: [String] = []) {
+    public init(name: String, emails: [String] = [], roles: [String] = [], keys: [SSHPublicKey] = []) {
         self.name = name
         self.emails = emails
         self.roles = roles
@@ -51,9 +51,6 @@ public struct Members: Sendable, Equatable {
                 }
                 seenEmails[email.lowercased()] = name
             }
-            for key in keys where !isPublicKey(key) {
-                entry.invalid("keys", "'\(key.prefix(40))' is not an OpenSSH public key ('ssh-ed25519 AAAA… comment')")
-            }
             members.append(Member(name: name, emails: emails, roles: roles, keys: keys))
         }
         doc.finish()
@@ -61,20 +58,14 @@ public struct Members: Sendable, Equatable {
         return Members(members)
     }
 
-    private static func readRest(_ entry: MappingReader) -> ([String], [String], [String]) {
+    private static func readRest(_ entry: MappingReader) -> ([String], [String], [SSHPublicKey]) {
         let emails = entry.strings("emails") ?? []
         let roles = entry.strings("roles") ?? []
-        let keys = entry.strings("keys") ?? []
+        // Each bad key is reported at its own line; only fully parsed keys are kept.
+        let lines = entry.strings("keys") { line in
+            do throws(SSHPublicKey.Problem) { _ = try SSHPublicKey(line); return nil } catch { return error.message }
+        } ?? []
         entry.finish()
-        return (emails, roles, keys)
-    }
-
-    static func isPublicKey(_ key: String) -> Bool {
-        let parts = key.split(separator: " ", omittingEmptySubsequences: true)
-        guard parts.count >= 2 else { return false }
-        let types = ["ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
-                     "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com"]
-        guard types.contains(String(parts[0])) else { return false }
-        return parts[1].utf8.allSatisfy { ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 43 || $0 == 47 || $0 == 61 }
+        return (emails, roles, lines.compactMap { try? SSHPublicKey($0) })
     }
 }

@@ -42,8 +42,9 @@ public struct ProjectConfig: Sendable, Equatable {
             doc.invalid("version", "required key is missing; add e.g. 'version: 1'")
             return nil
         }
-        if case .scalar(let s) = node, [Tag.Name.int, .str, .float].contains(MappingReader.tag(node)), let v = Version(s.string) {
-            return v
+        if case .scalar(let s) = node, [Tag.Name.int, .str, .float].contains(MappingReader.tag(node)) {
+            if let v = Version(s.string) { return v }
+            if let problem = Version.boundsProblem(s.string) { doc.invalid("version", problem); return nil }
         }
         doc.invalid("version", "expected an integer >= 1 or a dotted number like \"1.4.2\", found \(MappingReader.kind(of: node))")
         return nil

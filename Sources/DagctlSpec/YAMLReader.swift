@@ -29,6 +29,11 @@ public final class MappingReader {
 
     /// Parses `text` and returns a reader for its top-level mapping, or nil after logging why not.
     public static func document(_ text: String, file: String, log: IssueLog) -> MappingReader? {
+        // Before Yams sees the text: its composer can be made to spin (see YAMLLimits).
+        if let refusal = YAMLLimits.problem(text, file: file) {
+            log.add(refusal)
+            return nil
+        }
         let node: Node?
         do {
             node = try Yams.compose(yaml: text)
@@ -73,9 +78,17 @@ public final class MappingReader {
         if required { issue(key, nil, "required key is missing") }
     }
 
+    /// `s` unless it holds a NUL, which no file name, argument or variable can carry (C cuts the
+    /// text there, so `main\0x` would silently mean `main`).
+    private func withoutNUL(_ s: String, _ key: String, _ node: Node) -> String? {
+        guard s.utf8.contains(0) else { return s }
+        issue(key, node, "contains a NUL character (\\0); remove it")
+        return nil
+    }
+
     public func string(_ key: String, required: Bool = false) -> String? {
         guard let node = node(key) else { missing(key, required: required); return nil }
-        if let s = Self.stringValue(node) { return s }
+        if let s = Self.stringValue(node) { return withoutNUL(s, key, node) }
         issue(key, node, "expected a string, found \(Self.kind(of: node))\(Self.quoteHint(node))")
         return nil
     }
@@ -83,7 +96,7 @@ public final class MappingReader {
     /// Free text (a comment): any scalar is taken as written, so `comment: no` stays "no".
     public func text(_ key: String) -> String? {
         guard let node = node(key) else { return nil }
-        if case .scalar(let s) = node, Self.tag(node) != .null { return s.string }
+        if case .scalar(let s) = node, Self.tag(node) != .null { return withoutNUL(s.string, key, node) }
         issue(key, node, "expected text, found \(Self.kind(of: node))")
         return nil
     }
@@ -108,7 +121,8 @@ public final class MappingReader {
         return n
     }
 
-    public func strings(_ key: String, required: Bool = false) -> [String]? {
+    /// A list of strings; `check` (why an item is wrong, or nil) is reported at the item's own line.
+    public func strings(_ key: String, required: Bool = false, check: ((String) -> String?)? = nil) -> [String]? {
         guard let node = node(key) else { missing(key, required: required); return nil }
         guard case .sequence(let seq) = node else {
             issue(key, node, "expected a list of strings, found \(Self.kind(of: node))")
@@ -117,15 +131,23 @@ public final class MappingReader {
         var out: [String] = []
         var ok = true
         for item in seq {
-            if let s = Self.stringValue(item) { out.append(s) } else {
+            guard let s = Self.stringValue(item) else {
                 issue(key, item, "expected a string in the list, found \(Self.kind(of: item))\(Self.quoteHint(item))")
                 ok = false
+                continue
             }
+            guard let s = withoutNUL(s, key, item) else { ok = false; continue }
+            if let problem = check?(s) {
+                issue(key, item, problem)
+                ok = false
+            }
+            out.append(s)
         }
         return ok ? out : nil
     }
 
-    public func stringMap(_ key: String) -> [String: String]? {
+    /// A mapping of names to strings; `checkName` (why a name is wrong, or nil) is reported at the name's line.
+    public func stringMap(_ key: String, checkName: ((String) -> String?)? = nil) -> [String: String]? {
         guard let node = node(key) else { return nil }
         guard case .mapping(let map) = node else {
             issue(key, node, "expected a mapping of names to strings, found \(Self.kind(of: node))")
@@ -135,7 +157,10 @@ public final class MappingReader {
         var ok = true
         for (k, v) in map {
             guard let name = Self.stringValue(k) else { issue(key, k, "expected a string key"); ok = false; continue }
-            if let s = Self.stringValue(v) { out[name] = s } else {
+            if let problem = checkName?(name) { issue(key, k, problem); ok = false; continue }
+            if let s = Self.stringValue(v) {
+                if let s = withoutNUL(s, "\(key).\(name)", v) { out[name] = s } else { ok = false }
+            } else {
                 issue("\(key).\(name)", v, "expected a string, found \(Self.kind(of: v))\(Self.quoteHint(v))")
                 ok = false
             }
@@ -181,13 +206,15 @@ public final class MappingReader {
             let name = k.string ?? "?"
             guard !known.contains(name) else { continue }
             var message = "unknown key"
-            if let guess = known.min(by: { editDistance($0, name) < editDistance($1, name) }),
-               editDistance(guess, name) <= 2 {
-                message += "; did you mean '\(keyPrefix)\(guess)'?"
+            // A typo is within 2 edits of a known key, so only short names are compared: edit
+            // distance costs length × length, and a hostile file may hold many long keys.
+            let typo = name.count <= 64 ? known.min { editDistance($0, name) < editDistance($1, name) } : nil
+            if let typo, editDistance(typo, name) <= 2 {
+                message += "; did you mean '\(keyPrefix)\(typo)'?"
             } else if !known.isEmpty {
                 message += "; known keys: \(known.sorted().joined(separator: ", "))"
             }
-            log.add(SpecIssue(file: file, line: k.mark?.line, key: keyPrefix + name, message: message))
+            log.add(SpecIssue(file: file, line: k.mark?.line, key: keyPrefix + excerpt(name, limit: 64), message: message))
         }
     }
 
@@ -265,4 +292,34 @@ func editDistance(_ a: String, _ b: String) -> Int {
         previous = current
     }
     return a.isEmpty ? b.count : previous[b.count]
+}
+
+/// User text for a message: at most `limit` characters, with control and invisible formatting
+/// characters written as escapes, so that a message stays one line and shows what is really there.
+public func excerpt(_ text: String, limit: Int = 40) -> String {
+    var out = ""
+    for (i, scalar) in text.unicodeScalars.enumerated() {
+        if i == limit { return out + "…" }
+        out += isControl(scalar) ? escaped(scalar) : String(scalar)
+    }
+    return out
+}
+
+/// Control, formatting (bidi overrides), line/paragraph separators and code points without a
+/// character: nothing a reader can see on one line.
+func isControl(_ scalar: Unicode.Scalar) -> Bool {
+    switch scalar.properties.generalCategory {
+    case .control, .format, .lineSeparator, .paragraphSeparator, .surrogate, .privateUse, .unassigned: return true
+    default: return false
+    }
+}
+
+func escaped(_ scalar: Unicode.Scalar) -> String {
+    switch scalar {
+    case "\n": return "\\n"
+    case "\r": return "\\r"
+    case "\t": return "\\t"
+    case "\0": return "\\0"
+    default: return "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+    }
 }
