@@ -48,7 +48,9 @@ struct StatusCommand: ParsableCommand {
         var past: [String: [Plan]] = [:]
         if history {
             for name in names {
-                do { past[name] = try store.history(name) } catch { throw Console.fail("\(error)") }
+                let read = store.readHistory(name)
+                past[name] = read.plans
+                for warning in read.warnings { Console.err("warning: \(warning)") }
             }
         }
         switch output {

@@ -7,7 +7,7 @@ import TestSupport
 @Suite("state file")
 struct StateStoreTests {
     func samplePlan() -> Plan {
-        Plan(id: "prod-v8-1a2b3c4d5e", environment: "prod", version: "8", commit: String(repeating: "a", count: 40), base: nil,
+        Plan(id: "prod-v8-1a2b3c4d5e", environment: "prod", version: "8", commit: Samples.commit, base: nil,
              author: "alice", changes: [Change(path: "models/x.sql", change: .added, category: .model)], scope: .selective,
              select: ["x"], warnings: [], status: .failed,
              attempts: [Attempt(n: 1, outcome: .failed, phase: .run, summary: ["models": ResultCounts(success: 1, error: 1)])])
@@ -24,7 +24,8 @@ struct StateStoreTests {
         let dir = TemporaryDirectory()
         let store = StateStore(path: dir.file("nested/state.json"))
         var state = StateFile()
-        state.environments["prod"] = EnvironmentState(ref: "main", deployed: Deployment(commit: "c", version: "7", plan: "p"), plans: [samplePlan()])
+        let deployed = Deployment(commit: Samples.commit, version: "7", plan: "prod-v7-1a2b3c4d5e", deployedAt: "2024-05-01T12:00:00Z")
+        state.environments["prod"] = EnvironmentState(ref: "main", deployed: deployed, plans: [samplePlan()])
         try store.save(state)
         #expect(try store.load() == state)
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.file("nested"))
@@ -52,20 +53,6 @@ struct StateStoreTests {
         }
     }
 
-    @Test func lockIsExclusiveAndNamesItsHolder() throws {
-        let dir = TemporaryDirectory()
-        let store = StateStore(path: dir.file("state.json"))
-        var first: StateLock? = try StateLock.acquire(store, command: "dagctl reconcile")
-        #expect {
-            try StateLock.acquire(store, command: "second")
-        } throws: { error in
-            "\(error)".contains("pid \(getpid())") && "\(error)".contains("dagctl reconcile")
-        }
-        _ = first
-        first = nil
-        #expect(throws: Never.self) { try StateLock.acquire(store, command: "third") }
-    }
-
     @Test func finishedPlansMoveToHistory() throws {
         let dir = TemporaryDirectory()
         let store = StateStore(path: dir.file("state.json"))
@@ -81,7 +68,7 @@ struct StateStoreTests {
         ])])
         try store.archive(&state)
         #expect(state.environments["prod"]!.plans.map(\.version) == ["4", "5"], "unfinished and newest plans stay")
-        #expect(try store.history("prod").map(\.version) == ["1", "2", "3"])
+        #expect(store.history("prod").map(\.version) == ["1", "2", "3"])
 
         // The newest plan finishing and a newer one arriving moves it too; nothing is archived twice.
         state.environments["prod"]!.plans[1].status = .succeeded
@@ -89,9 +76,9 @@ struct StateStoreTests {
         state.environments["prod"]!.plans.append(plan(6, .pending))
         try store.archive(&state)
         #expect(state.environments["prod"]!.plans.map(\.version) == ["6"])
-        #expect(try store.history("prod").map(\.version) == ["1", "2", "3", "4", "5"])
+        #expect(store.history("prod").map(\.version) == ["1", "2", "3", "4", "5"])
         try store.archive(&state)
-        #expect(try store.history("prod").count == 5)
+        #expect(store.history("prod").count == 5)
     }
 
     @Test func historyReadersResolveDuplicatesById() throws {
@@ -107,9 +94,7 @@ struct StateStoreTests {
             state.environments["prod"]!.plans[1].id = "prod-v9-1a2b3c4d5e"
             try store.archive(&state)
         }
-        #expect(try store.history("prod").map(\.status) == [.succeeded])
-        dir.write("history/prod.jsonl", "{broken\n")
-        #expect(throws: StateError.self) { try store.history("prod") }
+        #expect(store.history("prod").map(\.status) == [.succeeded])
     }
 
     @Test func schemaFileDescribesTheStateFile() throws {

@@ -1,0 +1,109 @@
+import DagctlPlanning
+import DagctlSpec
+
+/// A state file is sometimes edited by hand, and its values become paths and process arguments:
+/// environment names and plan ids name folders (`history/<env>.jsonl`, `logs/<plan>`, `builds/<plan>`),
+/// commits and Job names go to git and kubectl, select entries to dbt, and a pid is signalled as a
+/// process group. So every such value is checked before anything uses it, and a file with a wrong one
+/// is refused like a corrupt file. state/schema.json says the same with patterns, as far as a pattern can.
+extension StateFile {
+    /// Every problem, each led by its JSON location (`environments.prod.plans[0].id`); empty when the
+    /// state can be used.
+    public func problems() -> [String] {
+        var out: [String] = []
+        for name in environments.keys.sorted() {
+            let env = environments[name]!
+            let at = Names.isValid(name) ? "environments.\(name)" : "environments[\(quoted(name))]"
+            if !Names.isValid(name) {
+                out.append("\(at): \(quoted(name)) is not an environment name (names match \(Names.pattern))")
+            }
+            if let head = env.head, !isFullSHA(head) { out.append("\(at).head: \(quoted(head)) is not a full 40-hex commit id") }
+            if let deployed = env.deployed { out += deployed.problems(environment: name, at: "\(at).deployed") }
+            var seen: Set<String> = []
+            for (i, plan) in env.plans.enumerated() {
+                out += plan.problems(environment: name, at: "\(at).plans[\(i)]")
+                if !seen.insert(plan.id).inserted { out.append("\(at).plans[\(i)].id: \(quoted(plan.id)) is there twice") }
+            }
+        }
+        return out
+    }
+}
+
+extension Deployment {
+    func problems(environment env: String, at: String) -> [String] {
+        var out: [String] = []
+        if !isFullSHA(commit) { out.append("\(at).commit: \(quoted(commit)) is not a full 40-hex commit id") }
+        if Version(version) == nil { out.append("\(at).version: \(quoted(version)) is not a version (1, 2, 1.4.2…)") }
+        out += planIDProblems(plan, environment: env, version: version, commit: commit, at: "\(at).plan")
+        if let deployedAt, !Timestamp.isValid(deployedAt) { out.append("\(at).deployed_at: \(quoted(deployedAt)) is not an RFC 3339 date-time") }
+        return out
+    }
+}
+
+extension Plan {
+    /// The checks of `StateFile.problems` for one plan of environment `env`; history lines get them too.
+    func problems(environment env: String, at: String) -> [String] {
+        var out: [String] = []
+        if environment != env { out.append("\(at).environment: \(quoted(environment)) is not the environment it is filed under, '\(env)'") }
+        if !isFullSHA(commit) { out.append("\(at).commit: \(quoted(commit)) is not a full 40-hex commit id") }
+        if let base, !isFullSHA(base) { out.append("\(at).base: \(quoted(base)) is not a full 40-hex commit id") }
+        if Version(version) == nil { out.append("\(at).version: \(quoted(version)) is not a version (1, 2, 1.4.2…)") }
+        out += planIDProblems(id, environment: env, version: version, commit: commit, at: "\(at).id")
+        if let author, !Names.isValid(author) { out.append("\(at).author: \(quoted(author)) is not a member name") }
+        if let createdAt, !Timestamp.isValid(createdAt) { out.append("\(at).created_at: \(quoted(createdAt)) is not an RFC 3339 date-time") }
+        // Each entry is one argument after dbt's --select: one starting with '-' would be read as an option.
+        for (i, entry) in select.enumerated() where entry.isEmpty || entry.hasPrefix("-") || entry.unicodeScalars.contains(where: isControl) {
+            out.append("\(at).select[\(i)]: \(quoted(entry)) is not a model selector")
+        }
+        if scope == .selective && select.isEmpty { out.append("\(at).select: a selective plan selects at least one model") }
+        for (i, attempt) in attempts.enumerated() {
+            out += attempt.problems(number: i + 1, at: "\(at).attempts[\(i)]")
+        }
+        return out
+    }
+}
+
+extension Attempt {
+    func problems(number: Int, at: String) -> [String] {
+        var out: [String] = []
+        // Attempt numbers name log folders (attempt-<n>) and Jobs; they count 1, 2, 3… in order.
+        if n != number { out.append("\(at).n: is \(n), expected \(number) (attempts are numbered 1, 2, 3… in order)") }
+        if let startedAt, !Timestamp.isValid(startedAt) { out.append("\(at).started_at: \(quoted(startedAt)) is not an RFC 3339 date-time") }
+        if let finishedAt, !Timestamp.isValid(finishedAt) { out.append("\(at).finished_at: \(quoted(finishedAt)) is not an RFC 3339 date-time") }
+        for phase in (jobs ?? [:]).keys.sorted() {
+            if Phase(rawValue: phase) == nil { out.append("\(at).jobs: \(quoted(phase)) is not a phase (build or run)") }
+            if !isDNSLabel(jobs![phase]!) { out.append("\(at).jobs.\(phase): \(quoted(jobs![phase]!)) is not a Kubernetes Job name (a DNS label)") }
+        }
+        // A later run signals -pid, the child's process group: 0 or 1 would reach every process.
+        if let pid, pid < 2 { out.append("\(at).pid: \(pid) is not a child process id") }
+        return out
+    }
+}
+
+/// A plan id is `<env>-v<version>-<first 10 hex of the commit>`; it must be a safe folder name and name
+/// this environment's plan of that version and commit (the latter is checked only when both are valid).
+private func planIDProblems(_ id: String, environment env: String, version: String, commit: String, at: String) -> [String] {
+    guard Names.isValidPlanID(id), id.hasPrefix("\(env)-v") else {
+        return ["\(at): \(quoted(id)) is not a plan id of environment \(quoted(env)) (\(env)-v<version>-<10 hex of the commit>)"]
+    }
+    let expected = "\(env)-v\(version)-\(commit.prefix(10))"
+    if isFullSHA(commit), Version(version) != nil, id != expected {
+        return ["\(at): \(quoted(id)) does not match its version and commit (expected '\(expected)')"]
+    }
+    return []
+}
+
+/// RFC 1123 label, as Kubernetes object names of Jobs are: at most 63 of a-z, 0-9 and '-', alphanumeric at both ends.
+func isDNSLabel(_ s: String) -> Bool {
+    let b = Array(s.utf8)
+    func alnum(_ c: UInt8) -> Bool { (c >= 97 && c <= 122) || (c >= 48 && c <= 57) }
+    guard (1...63).contains(b.count), alnum(b.first!), alnum(b.last!) else { return false }
+    return b.allSatisfy { alnum($0) || $0 == 45 }
+}
+
+private func isControl(_ s: Unicode.Scalar) -> Bool { s.value < 0x20 || s.value == 0x7f }
+
+/// A value shown in single quotes with control characters (NUL, newlines, escapes) spelled out.
+func quoted(_ s: String) -> String {
+    "'" + String(s.debugDescription.dropFirst().dropLast()) + "'"
+}
