@@ -33,7 +33,7 @@ public enum ProcessEnd: Sendable, Equatable {
         case .exited(let code): return "exit status \(code)"
         case .signaled(let sig): return "killed by signal \(sig)"
         case .timedOut(let t): return "timed out after \(Int(t))s"
-        case .interrupted(let sig): return "dagctl was interrupted (signal \(sig))"
+        case .interrupted(let sig): return "stopped because dagctl received \(Interruption.name(sig))"
         }
     }
 }
@@ -41,25 +41,14 @@ public enum ProcessEnd: Sendable, Equatable {
 /// Runs a child in its own process group (no shell: arguments go as they are), streams its merged
 /// stdout/stderr line by line to a log file and the console, and can end it with all its children.
 public enum LiveProcess {
-    /// Signals received by dagctl while a child runs; the child group gets them too.
-    nonisolated(unsafe) private static var currentGroup: pid_t = 0
-    nonisolated(unsafe) private static var receivedSignal: Int32 = 0
-    private static let installHandlers: Void = {
-        for sig in [SIGINT, SIGTERM, SIGHUP] {
-            signal(sig) { s in
-                LiveProcess.receivedSignal = s
-                if LiveProcess.currentGroup > 0 { kill(-LiveProcess.currentGroup, SIGTERM) }
-            }
-        }
-    }()
-
     /// Runs `arguments[0]` with the rest as its arguments, in dagctl's working directory (so relative
     /// paths in dbt profiles stay stable between attempts). `started` gets the child's pid (also its
     /// process group) as soon as it exists, so a caller can record it before waiting.
     public static func run(_ arguments: [String], environment: [String: String],
                            log: FileHandle, sink: OutputSink, timeout: TimeInterval? = nil,
                            started: (pid_t) -> Void = { _ in }) throws -> ProcessEnd {
-        _ = installHandlers
+        Interruption.install()
+        try Interruption.check(before: "starting \((arguments[0] as NSString).lastPathComponent)")
         let executable = try Command.resolve(arguments[0])
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw CommandError("pipe: \(String(cString: strerror(errno)))") }
@@ -97,8 +86,10 @@ public enum LiveProcess {
             close(readFD)
             throw CommandError("cannot start \(arguments[0]): \(String(cString: strerror(rc)))")
         }
-        currentGroup = pid
-        defer { currentGroup = 0 }
+        Interruption.childGroup.store(pid, ordering: .sequentiallyConsistent)
+        defer { Interruption.childGroup.store(0, ordering: .sequentiallyConsistent) }
+        // A signal that came between the check above and now was not forwarded: forward it.
+        if Interruption.caught != nil { kill(-pid, SIGTERM) }
         started(pid)
 
         let start = Date()
@@ -142,10 +133,11 @@ public enum LiveProcess {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         if timedOut, let timeout { return .timedOut(timeout) }
-        if receivedSignal != 0 { return .interrupted(receivedSignal) }
         let signaled = status & 0x7f
-        if signaled != 0 { return .signaled(signaled) }
-        return .exited((status >> 8) & 0xff)
+        let end: ProcessEnd = signaled != 0 ? .signaled(signaled) : .exited((status >> 8) & 0xff)
+        // What happened is what is reported: a child that finished well despite the signal succeeded.
+        if let sig = Interruption.caught, !end.succeeded { return .interrupted(sig) }
+        return end
     }
 
     /// SIGTERM to the whole group, then SIGKILL to what is left after a grace period.
@@ -159,8 +151,6 @@ public enum LiveProcess {
         kill(-group, SIGKILL)
     }
 
-    /// Whether dagctl was asked to stop (SIGINT, SIGTERM, SIGHUP) while a child ran.
-    public static var wasInterrupted: Bool { receivedSignal != 0 }
 }
 
 /// "1m05s", "42s", "1h02m".

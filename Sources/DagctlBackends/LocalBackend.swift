@@ -6,8 +6,20 @@ import Foundation
 public struct LocalBackend: Sendable {
     /// `<state-dir>/cache`, where virtualenvs are kept by the hash of their requirements.
     public let cacheDir: String
+    /// When the phase these steps belong to must end (`backend.timeout_seconds`); nil for no limit.
+    public let deadline: Date?
 
-    public init(cacheDir: String) { self.cacheDir = cacheDir }
+    public init(cacheDir: String, deadline: Date? = nil) {
+        self.cacheDir = cacheDir
+        self.deadline = deadline
+    }
+
+    /// Runs one step of the phase, within what is left of its time.
+    func step(_ arguments: [String], _ what: String, environment: [String: String], log: FileHandle, sink: OutputSink) throws {
+        let end = try LiveProcess.run(arguments, environment: environment, log: log, sink: sink,
+                                      timeout: deadline.map { max(0, $0.timeIntervalSinceNow) })
+        guard end.succeeded else { throw CommandError("\(what) failed: \(end.description)") }
+    }
 
     /// The dbt executable for a build: from a virtualenv made from `requirements` (cached by the file's
     /// content and the Python version), else from PATH.
@@ -37,9 +49,9 @@ public struct LocalBackend: Sendable {
             try FileManager.default.createDirectory(atPath: cacheDir + "/venvs", withIntermediateDirectories: true)
             note("creating a virtualenv in \(venv) for python \(pythonVersion)", log, sink)
             let started = Date()
-            try expect(LiveProcess.run(["python3", "-m", "venv", venv], environment: environment, log: log, sink: sink), "python3 -m venv")
-            try expect(LiveProcess.run([venv + "/bin/pip", "install", "--disable-pip-version-check", "-r", requirements],
-                                       environment: environment, log: log, sink: sink), "pip install -r \(requirements)")
+            try step(["python3", "-m", "venv", venv], "python3 -m venv", environment: environment, log: log, sink: sink)
+            try step([venv + "/bin/pip", "install", "--disable-pip-version-check", "-r", requirements], "pip install -r \(requirements)",
+                     environment: environment, log: log, sink: sink)
             FileManager.default.createFile(atPath: ready, contents: Data("\(key)\n".utf8))
             note("virtualenv ready in \(formatDuration(Date().timeIntervalSince(started)))", log, sink)
         }
@@ -57,7 +69,7 @@ public struct LocalBackend: Sendable {
         guard declares else { return }
         var args = [dbt, "deps", "--project-dir", projectDir]
         if let profilesDir { args += ["--profiles-dir", profilesDir] }
-        try expect(LiveProcess.run(args, environment: environment, log: log, sink: sink), "dbt deps")
+        try step(args, "dbt deps", environment: environment, log: log, sink: sink)
     }
 
     /// The run phase's full command line.
@@ -73,10 +85,6 @@ public struct LocalBackend: Sendable {
     func note(_ line: String, _ log: FileHandle, _ sink: OutputSink) {
         log.write(Data("dagctl: \(line)\n".utf8))
         sink.say(line)
-    }
-
-    func expect(_ end: ProcessEnd, _ what: String) throws {
-        guard end.succeeded else { throw CommandError("\(what) failed: \(end.description)") }
     }
 }
 

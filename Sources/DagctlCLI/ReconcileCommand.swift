@@ -30,10 +30,17 @@ struct ReconcileCommand: ParsableCommand {
         let store = StateStore(path: inputs.state)
         let lock: StateLock
         do { lock = try StateLock.acquire(store, command: "dagctl reconcile") } catch {
-            throw Console.fail("\(error)", code: 75)
+            // 75 (EX_TEMPFAIL) means only "another run holds the lock"; any other failure is an error.
+            if case .locked = error { throw Console.fail("\(error)", code: 75) }
+            throw Console.fail("\(error)")
         }
         defer { withExtendedLifetime(lock) {} }
+        for path in store.removeStaleTemporaryFiles() { Console.err("removed \(path), left by a dagctl run that was killed while writing") }
         let session = try Session.open(inputs, environments: environments)
+        if !session.repairs.isEmpty {
+            for repair in session.repairs { Console.err("repaired the state file: \(repair)") }
+            do { try session.store.save(session.state) } catch { throw Console.fail("\(error)") }
+        }
         // Live output goes to stdout for people, to stderr when stdout carries a document.
         let console = output == .text ? FileHandle.standardOutput : FileHandle.standardError
         let heartbeat = ProcessInfo.processInfo.environment["DAGCTL_HEARTBEAT_SECONDS"].flatMap(TimeInterval.init) ?? 15

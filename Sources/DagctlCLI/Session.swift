@@ -14,6 +14,8 @@ struct Session {
     let desired: DesiredState
     let store: StateStore
     let state: StateFile
+    /// Split records repaired while loading (`StateStore.loadRepairing`); a caller holding the lock saves them.
+    let repairs: [String]
 
     /// `environments` (when not empty) limits which environment files are read.
     static func open(_ inputs: InputOptions, environments: [String] = []) throws -> Session {
@@ -25,9 +27,9 @@ struct Session {
             throw Console.fail("the desired state cannot be used:\n" + problems.map { "  " + $0.description }.joined(separator: "\n"))
         }
         let store = StateStore(path: inputs.state)
-        let state: StateFile
-        do { state = try store.load() } catch { throw Console.fail(error.description) }
-        return Session(repo: repo, desired: desired, store: store, state: state)
+        let loaded: (state: StateFile, repairs: [String])
+        do { loaded = try store.loadRepairing() } catch { throw Console.fail(error.description) }
+        return Session(repo: repo, desired: desired, store: store, state: loaded.state, repairs: loaded.repairs)
     }
 
     var planner: Planner {

@@ -23,7 +23,7 @@ struct ValidateCommand: ParsableCommand {
             let explainer = Explainer(repo: git, members: state.members)
             for env in state.environments {
                 do {
-                    let head = try git.resolveCommit(env.ref)
+                    let head = try git.resolveRef(env.ref)
                     let config = try explainer.config(at: head, label: env.ref)
                     _ = try explainer.explain(env: env, commit: head, config: config, base: head.hex, label: env.ref)
                 } catch {

@@ -63,6 +63,7 @@ struct KubernetesExecutor {
 
             var state = try kubectl.job(name)
             if state == nil {
+                try Interruption.check(before: "submitting job \(name)")
                 guard let manifest = Self.job(phase, plan: plan, env: env, k: k, attempt: n, repo: repo, config: config) else { throw EngineError("plan \(plan.id) has no run phase") }
                 switch try kubectl.create(manifest) {
                 case .created: notes.append("submitted job \(name) (\(phase.rawValue), attempt \(n))")
@@ -125,7 +126,9 @@ struct KubernetesExecutor {
                     sink.say("… still running, \(formatDuration(Date().timeIntervalSince(start))) elapsed")
                     lastSaid = Date()
                 }
-                if LiveProcess.wasInterrupted { throw EngineError("stopped: dagctl was interrupted; the job keeps running and a later reconcile picks it up") }
+                if let sig = Interruption.caught {
+                    throw EngineError("stopped: dagctl received \(Interruption.name(sig)); the job keeps running and a later reconcile picks it up")
+                }
                 usleep(500_000)
             }
         }

@@ -30,42 +30,54 @@ struct LocalExecutor {
 
         let logs = Self.logDir(stateDir: stateDir, plan: plan.id, attempt: n)
         try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
-        func fail(_ reason: String) throws -> (Plan, [String]) {
-            plan.failAttempt(reason, at: Timestamp.now())
+        func end(_ error: Error) throws -> (Plan, [String]) {
+            if let stop = error as? InterruptedError {
+                plan.interruptAttempt(at: Timestamp.now(), reason: stop.description)
+            } else {
+                plan.failAttempt("\(error)", at: Timestamp.now())
+            }
             try record(plan)
             notes.append("\(plan.statusReason!) (logs: \(logs))")
             return (plan, notes)
         }
+        let timeout = env.backend.timeoutSeconds.map(TimeInterval.init)
+        let attemptDir = URL(fileURLWithPath: "\(stateDir)/builds/\(plan.id)/attempt-\(n)").standardizedFileURL.path
+        let exportDir = "\(attemptDir)/project"
+        // dbt's own output goes where dagctl decides, never where the repository's files or links say.
+        var environment = Self.environment(for: env)
+        environment["DBT_TARGET_PATH"] = "\(attemptDir)/dbt-target"
+        environment["DBT_LOG_PATH"] = "\(attemptDir)/dbt-logs"
 
         // Build.
         let buildStart = Date()
         let buildLog = try PhaseLog.create("\(logs)/build.log")
         let buildSink = OutputSink(prefix: "[\(env.name) build] ", console: console, heartbeat: heartbeat)
-        let environment = Self.environment(for: env)
         let dbt: String, projectDir: String
         do {
-            let exportDir = "\(stateDir)/builds/\(plan.id)/attempt-\(n)"
-            try? FileManager.default.removeItem(atPath: exportDir)
-            try FileManager.default.createDirectory(atPath: "\(stateDir)/builds/\(plan.id)", withIntermediateDirectories: true)
+            try? FileManager.default.removeItem(atPath: attemptDir)
+            try FileManager.default.createDirectory(atPath: attemptDir, withIntermediateDirectories: true)
             func say(_ line: String) {
                 buildLog.write(Data("dagctl: \(line)\n".utf8))
                 buildSink.say(line)
             }
             say("exporting commit \(plan.commit) into \(exportDir)")
-            let skipped = try repo.export(ObjectID(hex: plan.commit), to: exportDir)
-            for path in skipped { say("skipped submodule \(path) (submodules are not exported)") }
+            let exported = try repo.export(ObjectID(hex: plan.commit), to: exportDir)
+            for path in exported.skippedSubmodules { say("skipped submodule \(path) (submodules are not exported)") }
+            for link in exported.droppedLinks {
+                say("left out the symbolic link \(link.path) -> \(link.target): it leads outside the project")
+            }
             let config = try Explainer(repo: repo, members: desired.members).config(at: ObjectID(hex: plan.commit), label: plan.commit.prefix(10).description)
             projectDir = config.projectDir.isEmpty ? exportDir : "\(exportDir)/\(config.projectDir)"
             let requirements = config.requirements.map { "\(exportDir)/\($0)" } ?? "\(exportDir)/requirements.txt"
             let hasRequirements = config.requirements != nil || FileManager.default.fileExists(atPath: requirements)
-            let backend = LocalBackend(cacheDir: "\(stateDir)/cache")
+            let backend = LocalBackend(cacheDir: "\(stateDir)/cache", deadline: timeout.map { buildStart.addingTimeInterval($0) })
             dbt = try backend.dbtExecutable(requirements: hasRequirements ? requirements : nil, environment: environment,
                                             log: buildLog, sink: buildSink)
             try backend.deps(dbt: dbt, projectDir: projectDir, profilesDir: profilesDir(env), environment: environment,
                              log: buildLog, sink: buildSink)
         } catch {
             try? buildLog.close()
-            return try fail("\(error)")
+            return try end(error)
         }
         try? buildLog.close()
         notes.append("built attempt \(n) in \(formatDuration(Date().timeIntervalSince(buildStart)))")
@@ -77,6 +89,7 @@ struct LocalExecutor {
             notes.append("build_only: no dbt run")
             return (plan, notes)
         }
+        do { try Interruption.check(before: "the run phase") } catch { return try end(error) }
 
         // Run.
         plan.status = .running
@@ -87,32 +100,38 @@ struct LocalExecutor {
         let runSink = OutputSink(prefix: "[\(env.name) run] ", console: console, heartbeat: heartbeat)
         runLog.write(Data("dagctl: \(command.joined(separator: " "))\n".utf8))
         runSink.say(command.joined(separator: " "))
-        let end: ProcessEnd
+        let ended: ProcessEnd
         do {
-            end = try LiveProcess.run(command, environment: environment, log: runLog, sink: runSink) { pid in
+            ended = try LiveProcess.run(command, environment: environment, log: runLog, sink: runSink, timeout: timeout) { pid in
                 plan.attempts[n - 1].pid = pid
                 plan.attempts[n - 1].pidStart = LiveProcess.startTime(of: pid)
                 try? record(plan)
             }
         } catch {
             try? runLog.close()
-            return try fail("\(error)")
+            return try end(error)
         }
         try? runLog.close()
         plan.attempts[n - 1].pid = nil
         plan.attempts[n - 1].pidStart = nil
 
-        let results = "\(projectDir)/target/run_results.json"
         var summary: RunResults.Summary?
-        if let data = FileManager.default.contents(atPath: results) {
+        if let data = FileManager.default.contents(atPath: "\(attemptDir)/dbt-target/run_results.json") {
             _ = FileManager.default.createFile(atPath: "\(logs)/run_results.json", contents: data)
             summary = RunResults.summarize(data)
             plan.attempts[n - 1].summary = summary?.counts ?? [:]
         }
-        guard end.succeeded else {
-            var reason = "dbt build: \(end.description)"
+        if case .interrupted(let sig) = ended {
+            plan.interruptAttempt(at: Timestamp.now(), reason: "dagctl received \(Interruption.name(sig)) and stopped dbt")
+            try record(plan)
+            notes.append("\(plan.statusReason!) (logs: \(logs))")
+            return (plan, notes)
+        }
+        guard ended.succeeded else {
+            var reason = "dbt build: \(ended.description)"
+            if case .timedOut = ended { reason += " (backend.timeout_seconds); its processes were stopped" }
             if let failures = summary?.failures, !failures.isEmpty { reason += "; failed: " + failures.joined(separator: ", ") }
-            return try fail(reason)
+            return try end(CommandError(reason))
         }
         plan.succeedAttempt(at: Timestamp.now())
         try record(plan)

@@ -52,7 +52,7 @@ public struct Planner {
         do {
             let ref = overrideRef ?? env.ref
             report.ref = ref
-            let head = try repo.resolveCommit(ref)
+            let head = try repo.resolveRef(ref)
             report.head = head.hex
             let config = try explainer.config(at: head, label: ref)
 

@@ -30,10 +30,14 @@ public final class Reconciler {
 
     /// Reconciles the named environments (all when empty); returns one report each.
     public func run(environments names: [String]) -> [EnvironmentReport] {
-        planner.selectedEnvironments(names).map { report in
+        Interruption.install()
+        return planner.selectedEnvironments(names).map { report in
             var report = report
             if let env = report.spec, report.errors.isEmpty {
-                do { try reconcile(env, &report) } catch { report.errors.append("\(error)") }
+                do {
+                    try Interruption.check(before: "reconciling environment '\(env.name)'")
+                    try reconcile(env, &report)
+                } catch { report.errors.append("\(error)") }
                 do { try archive() } catch { report.errors.append("\(error)") }
             }
             if report.actions.isEmpty && report.errors.isEmpty { report.actions.append("nothing to do") }
@@ -77,11 +81,12 @@ public final class Reconciler {
             plan.interruptAttempt(at: Timestamp.now())
             envState.plans[i] = plan
             report.actions.append("marked \(plan.id) failed: attempt \(plan.attempts.count) was interrupted")
+            report.failed = true
             try save(env.name, envState)
         }
 
         // Observe and explain.
-        let head = try planner.repo.resolveCommit(env.ref)
+        let head = try planner.repo.resolveRef(env.ref)
         envState.ref = env.ref
         envState.head = head.hex
         report.head = head.hex
@@ -112,7 +117,7 @@ public final class Reconciler {
             let review = ApprovalRules.review(plan: envState.plans[i], env: env, members: planner.desired.members,
                                               files: planner.desired.approvals(for: envState.plans[i].id), verify: planner.verify)
             report.approvals = review
-            let approvers = review.verdicts.filter { $0.valid && $0.decision == .approve }.map(\.by)
+            let approvers = review.approvers
             switch review.outcome {
             case .approved:
                 envState.plans[i].status = .approved
@@ -143,8 +148,14 @@ public final class Reconciler {
 
         // Build and run approved plans, oldest first, one at a time.
         for i in envState.plans.indices where [.approved, .building, .running].contains(envState.plans[i].status) {
+            try Interruption.check(before: "executing \(envState.plans[i].id)")
+            // A plan's success and the deployment it makes are one write: a crash can never leave a
+            // succeeded plan that the deployed record does not name.
             let record: (Plan) throws -> Void = { plan in
                 envState.plans[i] = plan
+                if plan.status == .succeeded {
+                    envState.deployed = Deployment(commit: plan.commit, version: plan.version, plan: plan.id, deployedAt: Timestamp.now())
+                }
                 try self.save(env.name, envState)
             }
             let plan: Plan, notes: [String]
@@ -160,9 +171,7 @@ public final class Reconciler {
             }
             report.actions += notes.map { "\(plan.id): \($0)" }
             if plan.status == .succeeded {
-                envState.deployed = Deployment(commit: plan.commit, version: plan.version, plan: plan.id, deployedAt: Timestamp.now())
                 report.actions.append("deployed \(plan.commit.prefix(10)) (version \(plan.version)) to \(env.name)")
-                try save(env.name, envState)
                 pruneBuilds(of: env.name, keeping: plan.id)
             } else if plan.status == .failed {
                 report.failed = true
@@ -170,7 +179,6 @@ public final class Reconciler {
             } else {
                 break  // still building or running (--no-wait): later plans wait their turn
             }
-            if LiveProcess.wasInterrupted { throw EngineError("stopped: dagctl was interrupted") }
         }
         report.manifests = planner.manifests(for: envState.plans.last, env: env)
     }

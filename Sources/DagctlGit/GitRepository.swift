@@ -90,20 +90,65 @@ public final class GitRepository: @unchecked Sendable {
 
     // MARK: refs and commits
 
-    /// Resolves a branch, remote-tracking branch, tag or commit id to the commit it names.
-    public func resolveCommit(_ ref: String) throws(GitError) -> ObjectID {
-        var object: OpaquePointer?
-        var code = git_revparse_single(&object, handle, ref)
-        guard code == 0, let object else {
-            if code == GIT_ENOTFOUND.rawValue || code == GIT_EAMBIGUOUS.rawValue || code == GIT_EINVALIDSPEC.rawValue {
-                throw GitError("ref '\(ref)' was not found in the repository '\(path)' (no such branch, remote-tracking branch, tag or commit)")
+    /// The full reference an environment's `ref` names: a branch (`main`, `refs/heads/main`), a
+    /// remote-tracking branch (`origin/main`, `refs/remotes/origin/main`) or a tag (`v1`, `refs/tags/v1`).
+    /// Nothing else: no `HEAD`, no commit ids, no revision expressions (`main~1`, `main@{1}`, `:/text`),
+    /// which would make what is deployed depend on more than the named branch or tag. A short name that
+    /// is both a branch and a tag (or a remote-tracking branch) pointing at different commits is an error.
+    public func reference(_ ref: String) throws(GitError) -> String {
+        let kinds = ["refs/heads/", "refs/remotes/", "refs/tags/"]
+        if ref.hasPrefix("refs/") {
+            guard kinds.contains(where: ref.hasPrefix), hasReference(ref) else {
+                throw GitError("ref '\(ref)' was not found in the repository '\(path)'; a ref is a branch, a remote-tracking branch or a tag")
             }
-            throw GitError.last("cannot resolve ref '\(ref)'", code: code)
+            return ref
         }
+        guard git_reference_name_is_valid_shim("refs/heads/" + ref) else {
+            throw GitError("'\(ref)' is not a branch, remote-tracking branch or tag name (revision expressions such as main~1, HEAD or a commit id are not refs)")
+        }
+        let found = kinds.map { $0 + ref }.filter(hasReference)
+        guard let first = found.first else {
+            throw GitError("ref '\(ref)' was not found in the repository '\(path)' (no branch, remote-tracking branch or tag of that name)")
+        }
+        let targets = Set(found.compactMap { try? peel($0) })
+        if targets.count > 1 {
+            throw GitError("ref '\(ref)' is ambiguous: \(found.joined(separator: " and ")) point at different commits; write the full name (e.g. \(first))")
+        }
+        return first
+    }
+
+    /// The commit an environment's `ref` names (see `reference(_:)`).
+    public func resolveRef(_ ref: String) throws(GitError) -> ObjectID {
+        try peel(try reference(ref))
+    }
+
+    /// A commit named by a ref (as `resolveRef`) or by its id or an unambiguous prefix of at least 4 hex
+    /// digits (for `--base` and plan ids).
+    public func resolveCommit(_ text: String) throws(GitError) -> ObjectID {
+        let isHex = text.utf8.count >= 4 && text.utf8.count <= 40 && text.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
+        if !isHex { return try resolveRef(text) }
+        var oid = git_oid()
+        guard git_oid_fromstrn(&oid, text, text.utf8.count) == 0 else { throw GitError("'\(text)' is not a commit id") }
+        var object: OpaquePointer?
+        let code = git_object_lookup_prefix(&object, handle, &oid, text.utf8.count, GIT_OBJECT_COMMIT)
+        guard code == 0, let object else {
+            if code == GIT_EAMBIGUOUS.rawValue { throw GitError("commit id '\(text)' is ambiguous; give more digits") }
+            if let ref = try? resolveRef(text) { return ref }
+            throw GitError("commit '\(text)' was not found in the repository '\(path)'")
+        }
+        defer { git_object_free(object) }
+        return ObjectID(git_object_id(object).pointee)
+    }
+
+    /// The commit a full reference name points at (tags peeled).
+    private func peel(_ name: String) throws(GitError) -> ObjectID {
+        var object: OpaquePointer?
+        var code = git_revparse_single(&object, handle, name)
+        guard code == 0, let object else { throw GitError.last("cannot resolve '\(name)'", code: code) }
         defer { git_object_free(object) }
         var commit: OpaquePointer?
         code = git_object_peel(&commit, object, GIT_OBJECT_COMMIT)
-        guard code == 0, let commit else { throw GitError.last("ref '\(ref)' does not point at a commit", code: code) }
+        guard code == 0, let commit else { throw GitError.last("'\(name)' does not point at a commit", code: code) }
         defer { git_object_free(commit) }
         return ObjectID(git_object_id(commit).pointee)
     }
@@ -116,15 +161,15 @@ public final class GitRepository: @unchecked Sendable {
         return true
     }
 
-    /// The full name of the branch or tag a short ref names, as a remote would know it:
-    /// `main` → `refs/heads/main`, `origin/main` → `refs/heads/main`, `v1` → `refs/tags/v1`.
+    /// The full name of the branch or tag a ref names, as the remote would know it: `main` →
+    /// `refs/heads/main`, `origin/main` → `refs/heads/main`, `v1` → `refs/tags/v1`.
     public func upstreamReference(_ ref: String) -> String {
-        if ref.hasPrefix("refs/") { return ref }
-        if hasReference("refs/tags/\(ref)") { return "refs/tags/\(ref)" }
-        if hasReference("refs/remotes/\(ref)"), let slash = ref.firstIndex(of: "/") {
-            return "refs/heads/" + ref[ref.index(after: slash)...]
+        let full = (try? reference(ref)) ?? "refs/heads/\(ref)"
+        if full.hasPrefix("refs/remotes/") {
+            let rest = full.dropFirst("refs/remotes/".count)
+            if let slash = rest.firstIndex(of: "/") { return "refs/heads/" + rest[rest.index(after: slash)...] }
         }
-        return "refs/heads/\(ref)"
+        return full
     }
 
     /// Whether `id` names a commit present in the repository.
@@ -153,17 +198,22 @@ public final class GitRepository: @unchecked Sendable {
 
     // MARK: blobs
 
-    /// The content of the file at `path` in `commit`, or nil when the commit has no such file.
-    public func file(_ path: String, at commit: ObjectID) throws(GitError) -> Data? {
-        guard let blobID = try blobID(path, at: commit) else { return nil }
-        return try blob(blobID)
-    }
+    /// The largest file dagctl reads from a commit as content (configuration files of a few KiB).
+    public static let maximumFileSize = 1 << 20
 
-    /// The blob id of `path` in `commit`, or nil where there is none (or it is not a file).
-    public func blobID(_ path: String, at commit: ObjectID) throws(GitError) -> ObjectID? {
+    /// The content of the regular file at `path` in `commit`, or nil when the commit has no such file.
+    /// A symbolic link there is an error (its "content" is only a path, which could lead anywhere), and
+    /// so is a file larger than `maximumFileSize`.
+    public func file(_ path: String, at commit: ObjectID) throws(GitError) -> Data? {
         let c = try lookupCommit(commit)
         defer { git_commit_free(c) }
-        return try blobID(path, inCommit: c)
+        guard let blobID = try blobID(path, inCommit: c, regularOnly: true) else { return nil }
+        guard var oid = blobID.raw else { throw GitError("invalid blob id") }
+        var size: Int = 0, type = GIT_OBJECT_INVALID
+        if git_odb_read_header_shim(&size, &type, handle, &oid) == 0, size > Self.maximumFileSize {
+            throw GitError("'\(path)' in commit \(commit.short) is \(size) bytes; dagctl reads at most \(Self.maximumFileSize) bytes from it")
+        }
+        return try blob(blobID)
     }
 
     public func blob(_ id: ObjectID) throws(GitError) -> Data {
@@ -177,7 +227,7 @@ public final class GitRepository: @unchecked Sendable {
         return Data(bytes: raw, count: size)
     }
 
-    private func blobID(_ path: String, inCommit commit: OpaquePointer) throws(GitError) -> ObjectID? {
+    private func blobID(_ path: String, inCommit commit: OpaquePointer, regularOnly: Bool = false) throws(GitError) -> ObjectID? {
         var tree: OpaquePointer?
         var code = git_commit_tree(&tree, commit)
         guard code == 0, let tree else { throw GitError.last("cannot read a commit's tree", code: code) }
@@ -188,6 +238,9 @@ public final class GitRepository: @unchecked Sendable {
         guard code == 0, let entry else { throw GitError.last("cannot look up '\(path)'", code: code) }
         defer { git_tree_entry_free(entry) }
         guard git_tree_entry_type(entry) == GIT_OBJECT_BLOB else { return nil }
+        if regularOnly, git_tree_entry_filemode(entry) == GIT_FILEMODE_LINK {
+            throw GitError("'\(path)' is a symbolic link in commit \(ObjectID(git_commit_id(commit).pointee).short); dagctl reads it only as a regular file: commit the file itself")
+        }
         return ObjectID(git_tree_entry_id(entry).pointee)
     }
 
@@ -410,21 +463,42 @@ public final class GitRepository: @unchecked Sendable {
 
     // MARK: export
 
+    /// What an export left out, for the build log.
+    public struct ExportNotes: Sendable, Equatable {
+        /// Submodules (not part of the commit's own tree).
+        public var skippedSubmodules: [String] = []
+        /// Symbolic links whose target leaves the export (absolute, or through `..`, other links or
+        /// linked folders), as (path, target). They are not created.
+        public var droppedLinks: [(path: String, target: String)] = []
+
+        public static func == (a: ExportNotes, b: ExportNotes) -> Bool {
+            a.skippedSubmodules == b.skippedSubmodules && a.droppedLinks.map(\.path) == b.droppedLinks.map(\.path)
+        }
+    }
+
     /// Writes the tree of `commit` into `directory` (which must not exist yet): the exact commit, never
-    /// the work tree. Executable bits and symlinks are kept; submodules are skipped and returned.
+    /// the work tree. Executable bits are kept; submodules are skipped. Symbolic links are kept only when
+    /// they resolve inside the export: nothing the repository contains may lead a build to read or
+    /// write outside its own folder.
     @discardableResult
-    public func export(_ commit: ObjectID, to directory: String) throws(GitError) -> [String] {
+    public func export(_ commit: ObjectID, to directory: String) throws(GitError) -> ExportNotes {
         let root = try tree(of: commit)
         defer { git_tree_free(root) }
         guard mkdir(directory, 0o755) == 0 else {
             throw GitError("cannot create \(directory): \(String(cString: strerror(errno)))")
         }
-        var skipped: [String] = []
-        try write(tree: root, to: directory, prefix: "", skipped: &skipped)
-        return skipped
+        var notes = ExportNotes()
+        var links: [(path: String, target: String)] = []
+        try write(tree: root, to: directory, prefix: "", skipped: &notes.skippedSubmodules, links: &links)
+        // Checked once every link exists, so chains resolve the same whatever the order.
+        let escaping = links.filter { !ExportPaths.staysInside(root: directory, link: $0.path) }
+        for link in escaping { unlink(directory + "/" + link.path) }
+        notes.droppedLinks = escaping
+        return notes
     }
 
-    private func write(tree: OpaquePointer, to directory: String, prefix: String, skipped: inout [String]) throws(GitError) {
+    private func write(tree: OpaquePointer, to directory: String, prefix: String, skipped: inout [String],
+                       links: inout [(path: String, target: String)]) throws(GitError) {
         for i in 0..<git_tree_entrycount(tree) {
             guard let entry = git_tree_entry_byindex(tree, i) else { continue }
             let name = String(cString: git_tree_entry_name(entry))
@@ -441,7 +515,7 @@ public final class GitRepository: @unchecked Sendable {
                 guard code == 0, let sub else { throw GitError.last("cannot read folder \(prefix)\(name)", code: code) }
                 defer { git_tree_free(sub) }
                 guard mkdir(path, 0o755) == 0 else { throw GitError("cannot create \(path): \(String(cString: strerror(errno)))") }
-                try write(tree: sub, to: path, prefix: prefix + name + "/", skipped: &skipped)
+                try write(tree: sub, to: path, prefix: prefix + name + "/", skipped: &skipped, links: &links)
             case GIT_FILEMODE_BLOB, GIT_FILEMODE_BLOB_EXECUTABLE:
                 let data = try blob(ObjectID(git_tree_entry_id(entry).pointee))
                 guard FileManager.default.createFile(atPath: path, contents: data,
@@ -451,6 +525,7 @@ public final class GitRepository: @unchecked Sendable {
             case GIT_FILEMODE_LINK:
                 let target = String(decoding: try blob(ObjectID(git_tree_entry_id(entry).pointee)), as: UTF8.self)
                 guard symlink(target, path) == 0 else { throw GitError("cannot create the link \(path): \(String(cString: strerror(errno)))") }
+                links.append((prefix + name, target))
             default:
                 skipped.append(prefix + name)
             }

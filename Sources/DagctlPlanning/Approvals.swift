@@ -54,7 +54,14 @@ public struct ApprovalReview: Sendable, Equatable {
     public var eligible: [String]
     public var signatureRequired: Bool
 
-    public var validApprovals: Int { verdicts.filter { $0.valid && $0.decision == .approve }.count }
+    /// Distinct members with a valid approval: approvals count per person, never per file.
+    public var validApprovals: Int { ApprovalReview.approvers(verdicts).count }
+    public var approvers: [String] { ApprovalReview.approvers(verdicts) }
+
+    static func approvers(_ verdicts: [ApprovalVerdict]) -> [String] {
+        var seen = Set<String>()
+        return verdicts.filter { $0.valid && $0.decision == .approve && seen.insert($0.by).inserted }.map(\.by)
+    }
     public var missing: Int { max(0, required - validApprovals) }
 
     /// "waiting for 1 approval from bob or carol, signed"
@@ -116,7 +123,7 @@ public enum ApprovalRules {
         let outcome: ApprovalReview.Outcome
         if verdicts.contains(where: { $0.valid && $0.decision == .reject }) {
             outcome = .rejected
-        } else if verdicts.filter({ $0.valid && $0.decision == .approve }).count >= required {
+        } else if ApprovalReview.approvers(verdicts).count >= required {
             outcome = .approved
         } else {
             outcome = .waiting

@@ -68,11 +68,24 @@ public enum Explain {
         if !forcing.isEmpty {
             return ScopeDecision(scope: .all, select: [], warnings: warnings)
         }
+        // Names come from file names in the repository: one that a selector cannot name exactly (or
+        // that would read as an option) is never put on dbt's command line; the plan builds everything.
+        let unsafe = selected.filter { !isSafeModelName($0) }.sorted()
+        if !unsafe.isEmpty {
+            warnings.append("model name\(unsafe.count == 1 ? "" : "s") \(unsafe.map { "'\($0)'" }.joined(separator: ", ")) cannot be passed to dbt --select exactly (use letters, digits, '_' and '-'); planning a full build")
+            return ScopeDecision(scope: .all, select: [], warnings: warnings)
+        }
         if !selected.isEmpty {
             let names = selected.sorted().map { selectDownstream ? $0 + "+" : $0 }
             return ScopeDecision(scope: .selective, select: names, warnings: warnings)
         }
         return ScopeDecision(scope: .buildOnly, select: [], warnings: warnings)
+    }
+
+    /// Letters, digits, `_` and `-`, not starting with `-`: a name dbt's selector matches as itself.
+    public static func isSafeModelName(_ name: String) -> Bool {
+        guard let first = name.utf8.first, first != UInt8(ascii: "-") else { return false }
+        return name.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 122) || $0 == 95 || $0 == 45 }
     }
 
     /// The dbt command of the run phase, without backend-specific paths; nil for `build_only`.

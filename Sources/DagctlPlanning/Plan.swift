@@ -142,14 +142,14 @@ extension Plan {
         status = .succeeded
     }
 
-    /// A plan found `building`/`running` after the run doing it died: a running attempt becomes
-    /// `interrupted` and the plan `failed`, so a retry can run it again.
-    public mutating func interruptAttempt(at time: String) {
+    /// A plan whose attempt was cut short (the dagctl run doing it died, or was stopped by a signal):
+    /// the running attempt becomes `interrupted` and the plan `failed`, so a retry can run it again.
+    public mutating func interruptAttempt(at time: String, reason: String = "the dagctl run doing it stopped before it finished") {
         let n = attempts.count
         if n > 0, attempts[n - 1].outcome == .running {
             attempts[n - 1].outcome = .interrupted
             attempts[n - 1].finishedAt = time
-            attempts[n - 1].reason = "the dagctl run doing it stopped before it finished"
+            attempts[n - 1].reason = reason
             attempts[n - 1].pid = nil
             attempts[n - 1].pidStart = nil
         }

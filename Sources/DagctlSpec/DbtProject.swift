@@ -25,10 +25,17 @@ public struct DbtPaths: Sendable, Equatable {
     public static func parse(_ text: String, file: String) throws(SpecIssues) -> DbtPaths {
         let log = IssueLog()
         guard let doc = MappingReader.document(text, file: file, log: log) else { throw SpecIssues(log.issues) }
+        // Every path setting that is present is checked, the older names too even where a newer one
+        // wins: a path that leaves the project (absolute, or with '..') is an error at its line.
+        let keys = ["model-paths", "source-paths", "test-paths", "macro-paths", "seed-paths", "data-paths", "snapshot-paths"]
+        var read: [String: [String]] = [:]
+        for key in keys where doc.has(key) {
+            read[key] = doc.strings(key) { path in
+                RelativePath.problem(path).map { "'\(excerpt(path))' \($0); dbt paths stay inside the project folder" }
+            }
+        }
         func paths(_ key: String, _ old: String? = nil, _ fallback: [String]) -> [String] {
-            if doc.has(key) { return doc.strings(key) ?? fallback }
-            if let old, doc.has(old) { return doc.strings(old) ?? fallback }
-            return fallback
+            read[key] ?? old.flatMap { read[$0] } ?? fallback
         }
         let result = DbtPaths(
             modelPaths: paths("model-paths", "source-paths", defaults.modelPaths),
@@ -36,6 +43,18 @@ public struct DbtPaths: Sendable, Equatable {
             macroPaths: paths("macro-paths", nil, defaults.macroPaths),
             seedPaths: paths("seed-paths", "data-paths", defaults.seedPaths),
             snapshotPaths: paths("snapshot-paths", nil, defaults.snapshotPaths))
+        // Where dbt writes (packages, and target/logs where dagctl does not set them) and what else it
+        // reads must stay inside the project too.
+        for key in ["packages-install-path", "target-path", "log-path"] where doc.has(key) {
+            if let path = doc.string(key), let problem = RelativePath.problem(path) {
+                doc.invalid(key, "'\(excerpt(path))' \(problem); dbt paths stay inside the project folder")
+            }
+        }
+        for key in ["docs-paths", "analysis-paths", "asset-paths"] where doc.has(key) {
+            _ = doc.strings(key) { path in
+                RelativePath.problem(path).map { "'\(excerpt(path))' \($0); dbt paths stay inside the project folder" }
+            }
+        }
         guard log.isEmpty else { throw SpecIssues(log.issues) }
         return result
     }

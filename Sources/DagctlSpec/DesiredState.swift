@@ -86,27 +86,46 @@ public struct DesiredState: Sendable {
         return FileManager.default.fileExists(atPath: fallback) ? fallback : nil
     }
 
-    /// Every `approvals/<plan-id>/*.yaml` of one plan, parsed (not yet judged).
+    /// Every file in `approvals/<plan-id>/`, parsed (not yet judged). Only `<member>.yaml` can count:
+    /// any other entry (`bob.yml`, `bob.copy.yaml`, a folder, a link) comes back as a failed file with
+    /// the reason, so one person can never be counted twice and nothing is silently ignored.
     public func approvals(for planID: String) -> [LoadedFile<ApprovalFile>] {
         guard Names.isValidPlanID(planID) else { return [] }
         let dir = DesiredState.join(root, "approvals/\(planID)")
+        var info = stat()
+        guard lstat(dir, &info) == 0 else { return [] }
+        guard (info.st_mode & S_IFMT) == S_IFDIR else {
+            let issue = SpecIssue(file: dir, message: "is not a folder, so it holds no approvals; approvals of plan \(planID) go in \(dir)/<member>.yaml")
+            return [LoadedFile(stem: planID, path: dir, result: .failure(SpecIssues([issue])))]
+        }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-        return names.sorted().filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.map { fileName in
+        return names.sorted().map { fileName in
             let path = DesiredState.join(dir, fileName)
-            let stem = String(fileName.prefix { $0 != "." })
-            let result = DesiredState.readText(path).mapError { SpecIssues([$0]) }.flatMap { text in
+            guard let stem = Self.memberStem(fileName) else {
+                let issue = SpecIssue(file: path, message: "only files named <member>.yaml count as approvals (a valid member name and the .yaml extension); this one never counts: rename or remove it")
+                return LoadedFile(stem: fileName, path: path, result: .failure(SpecIssues([issue])))
+            }
+            let result = DesiredState.readText(path, allowLink: false).mapError { SpecIssues([$0]) }.flatMap { text in
                 Result { () throws(SpecIssues) in try ApprovalFile.parse(text, file: path) }
             }
             return LoadedFile(stem: stem, path: path, result: result)
         }
     }
 
+    /// `bob.yaml` → `bob`; nil for any name that is not a member name followed by `.yaml`.
+    static func memberStem(_ fileName: String) -> String? {
+        guard fileName.hasSuffix(".yaml") else { return nil }
+        let stem = String(fileName.dropLast(5))
+        return Names.isValid(stem) ? stem : nil
+    }
+
     /// `retries/<plan-id>.yaml`, parsed, if it exists.
     public func retry(for planID: String) -> LoadedFile<RetryFile>? {
         guard Names.isValidPlanID(planID) else { return nil }
         let path = DesiredState.join(root, "retries/\(planID).yaml")
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
-        let result = DesiredState.readText(path).mapError { SpecIssues([$0]) }.flatMap { text in
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        let result = DesiredState.readText(path, allowLink: false).mapError { SpecIssues([$0]) }.flatMap { text in
             Result { () throws(SpecIssues) in try RetryFile.parse(text, file: path) }
         }
         return LoadedFile(stem: planID, path: path, result: result)
@@ -139,9 +158,9 @@ public struct DesiredState: Sendable {
             }
         }
         let retriesDir = DesiredState.join(root, "retries")
-        for fileName in ((try? fm.contentsOfDirectory(atPath: retriesDir)) ?? []).sorted() where fileName.hasSuffix(".yaml") {
-            guard let file = retry(for: String(fileName.dropLast(5))) else {
-                issues.append(SpecIssue(file: DesiredState.join(retriesDir, fileName), message: "the file name is not a plan id"))
+        for fileName in ((try? fm.contentsOfDirectory(atPath: retriesDir)) ?? []).sorted() {
+            guard fileName.hasSuffix(".yaml"), let file = retry(for: String(fileName.dropLast(5))) else {
+                issues.append(SpecIssue(file: DesiredState.join(retriesDir, fileName), message: "only files named <plan-id>.yaml are retry requests; this one is never read: rename or remove it"))
                 continue
             }
             switch file.result {
@@ -160,10 +179,42 @@ public struct DesiredState: Sendable {
 
     static func join(_ a: String, _ b: String) -> String { a.hasSuffix("/") ? a + b : a + "/" + b }
 
-    static func readText(_ path: String) -> Result<String, SpecIssue> {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            let exists = FileManager.default.fileExists(atPath: path)
-            return .failure(SpecIssue(file: path, message: exists ? "cannot read the file" : "the file does not exist"))
+    /// The most any desired-state file may hold (the YAML bound); real ones are a few KiB.
+    public static let maximumFileSize = YAMLLimits.maxBytes
+
+    /// Reads a desired-state file: a regular file (a FIFO or device would block or never end) of at most
+    /// `maximumFileSize` bytes, UTF-8. Approval and retry files (`allowLink: false`) must not be symbolic
+    /// links either: a link could make one member's file read as another's, or reach outside the folder.
+    public static func readText(_ path: String, allowLink: Bool = true) -> Result<String, SpecIssue> {
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            return .failure(SpecIssue(file: path, message: errno == ENOENT ? "the file does not exist" : "cannot read the file: \(String(cString: strerror(errno)))"))
+        }
+        if (info.st_mode & S_IFMT) == S_IFLNK {
+            guard allowLink else { return .failure(SpecIssue(file: path, message: "is a symbolic link; decision files must be regular files")) }
+            guard stat(path, &info) == 0 else { return .failure(SpecIssue(file: path, message: "is a symbolic link to nothing (\(String(cString: strerror(errno))))")) }
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            return .failure(SpecIssue(file: path, message: "is not a regular file"))
+        }
+        guard Int(info.st_size) <= maximumFileSize else {
+            return .failure(SpecIssue(file: path, message: "is \(info.st_size) bytes; desired-state files may hold at most \(maximumFileSize) bytes"))
+        }
+        // O_NONBLOCK: should the file be swapped for a FIFO after the check, the open does not hang.
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | (allowLink ? 0 : O_NOFOLLOW))
+        guard fd >= 0 else { return .failure(SpecIssue(file: path, message: "cannot read the file: \(String(cString: strerror(errno)))")) }
+        defer { close(fd) }
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while data.count <= maximumFileSize {
+            let n = read(fd, &buffer, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return .failure(SpecIssue(file: path, message: "cannot read the file: \(String(cString: strerror(errno)))")) }
+            if n == 0 { break }
+            data.append(contentsOf: buffer[0..<n])
+        }
+        guard data.count <= maximumFileSize else {
+            return .failure(SpecIssue(file: path, message: "holds more than \(maximumFileSize) bytes; desired-state files may hold at most that"))
         }
         guard let text = String(data: data, encoding: .utf8) else {
             return .failure(SpecIssue(file: path, message: "the file is not UTF-8 text"))

@@ -16,8 +16,11 @@ public struct EnvironmentSpec: Sendable, Equatable {
     public var backend: Backend
 
     public enum Backend: Sendable, Equatable {
-        case local
+        /// Processes on this machine; `timeoutSeconds` bounds each phase (none by default).
+        case local(timeoutSeconds: Int? = nil)
         case kubernetes(KubernetesBackend)
+
+        public static let local = Backend.local()
     }
 
     public struct KubernetesBackend: Sendable, Equatable {
@@ -62,8 +65,8 @@ public struct EnvironmentSpec: Sendable, Equatable {
         }
         guard let doc = MappingReader.document(text, file: file, log: log) else { throw SpecIssues(log.issues) }
         let ref = doc.string("ref", required: true)
-        if let ref, ref.isEmpty || ref.hasPrefix("-") || ref.contains("..") || ref.contains(" ") {
-            doc.invalid("ref", "'\(ref)' is not a branch, remote-tracking branch or tag name")
+        if let ref, !isRefName(ref) {
+            doc.invalid("ref", "'\(excerpt(ref))' is not a branch, remote-tracking branch or tag name (revision expressions such as main~1, HEAD or a commit id are not refs)")
         }
         let protected = doc.bool("protected") ?? false
         let allowlist = doc.strings("allowlist") ?? []
@@ -86,10 +89,10 @@ public struct EnvironmentSpec: Sendable, Equatable {
             doc.invalid("profiles_dir", "'\(dir)' \(problem); it is relative to the desired-state directory")
             profilesDir = nil
         }
-        let env = doc.stringMap("env") ?? [:]
-        for key in env.keys where !isEnvironmentVariableName(key) {
-            doc.invalid("env", "'\(key)' is not a valid environment variable name")
-        }
+        // Values with NUL are refused by the reader (a process environment cannot hold them).
+        let env = doc.stringMap("env") { name in
+            isEnvironmentVariableName(name) ? nil : "'\(excerpt(name))' is not a valid environment variable name; use letters, digits and '_'"
+        } ?? [:]
         let downstream = doc.bool("select_downstream") ?? false
         let backend = parseBackend(doc)
         doc.finish()
@@ -101,7 +104,7 @@ public struct EnvironmentSpec: Sendable, Equatable {
     }
 
     private static let kubernetesKeys = ["namespace", "image", "context", "kubectl_context", "service_account",
-                                         "secret_env", "kaniko_image", "timeout_seconds", "registry_secret"]
+                                         "secret_env", "kaniko_image", "registry_secret"]
 
     private static func parseBackend(_ doc: MappingReader) -> Backend? {
         guard let backend = doc.mapping("backend") else { return .local }
@@ -112,8 +115,9 @@ public struct EnvironmentSpec: Sendable, Equatable {
                 _ = backend.node(key)
                 backend.invalid(key, "only applies to 'kind: kubernetes'")
             }
+            let timeout = backend.int("timeout_seconds", range: 1...604_800)
             backend.finish()
-            return .local
+            return .local(timeoutSeconds: timeout)
         case "kubernetes":
             let namespace = backend.string("namespace", required: true)
             if let ns = namespace, !isDNSLabel(ns) { backend.invalid("namespace", "'\(ns)' is not a valid Kubernetes namespace") }
@@ -149,6 +153,16 @@ public struct EnvironmentSpec: Sendable, Equatable {
             return nil
         }
     }
+}
+
+/// A name git would accept for a branch or tag (check-ref-format), so an expression never passes as
+/// a ref; whether it exists, and is a branch, remote-tracking branch or tag, is the repository's to say.
+func isRefName(_ ref: String) -> Bool {
+    guard !ref.isEmpty, ref != "HEAD", ref != "@", !ref.hasPrefix("-"), !ref.hasPrefix("/"), !ref.hasSuffix("/"),
+          !ref.hasSuffix("."), !ref.hasSuffix(".lock"), !ref.contains(".."), !ref.contains("@{"), !ref.contains("//") else { return false }
+    let forbidden: Set<UInt8> = [32, 126, 94, 58, 63, 42, 91, 92, 127]  // space ~ ^ : ? * [ \ DEL
+    return ref.utf8.allSatisfy { $0 >= 32 && !forbidden.contains($0) }
+        && !ref.split(separator: "/").contains { $0.hasPrefix(".") }
 }
 
 func isEnvironmentVariableName(_ s: String) -> Bool {

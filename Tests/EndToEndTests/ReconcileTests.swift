@@ -238,6 +238,7 @@ struct ReconcileTests {
         // The next run stops the orphan, marks the attempt interrupted and the plan failed.
         ws.setDevEnv(["SHOP_SLOW_SECONDS": "0"])
         let recovered = ws.dagctl("reconcile")
+        #expect(recovered.status == 1, "the run that records the failure exits 1")
         #expect(recovered.stdout.contains("attempt 1 was interrupted"), "\(recovered.stdout)")
         #expect(recovered.stdout.contains("stopped process group \(childPID)"))
         #expect(eventually(within: 10) { kill(childPID, 0) != 0 })
@@ -274,9 +275,61 @@ struct InterruptTests {
         #expect(eventually(within: 5) { kill(childPID, 0) != 0 }, "dbt's process group was stopped with it")
         let plan = try #require(try ws.devPlans().last)
         #expect(plan["status"] as? String == "failed")
-        let reason = (plan["attempts"] as? [[String: Any]])?.last?["reason"] as? String
-        #expect(reason?.contains("dagctl was interrupted (signal \(SIGTERM))") == true, "\(String(describing: reason))")
+        let attempt = (plan["attempts"] as? [[String: Any]])?.last
+        #expect(attempt?["outcome"] as? String == "interrupted")
+        let reason = attempt?["reason"] as? String
+        #expect(reason == "dagctl received SIGTERM and stopped dbt", "\(String(describing: reason))")
         #expect(try ws.deployedVersion() == nil)
+    }
+
+    /// A local phase that passes `backend.timeout_seconds` is stopped, its whole process group with it,
+    /// and the attempt fails with the reason; the lock is released for the next run.
+    @Test func aLocalPhaseThatHangsIsStoppedAtItsTimeout() throws {
+        let ws = DeployWorkspace.withSlowModel()
+        ws.dir.write("desired/environments/dev.yaml", """
+            ref: main
+            target: dev
+            required_approvals: 0
+            env: {SHOP_SLOW_SECONDS: "600"}
+            backend: {kind: local, timeout_seconds: 15}
+            """)
+        let out = TemporaryDirectory("dagctl-out")
+        let started = Date()
+        let reconcile = startDagctl(["reconcile"], environment: ws.environment, outputDir: out.path)
+        var childPID: Int32 = 0
+        #expect(eventually(within: 60) {
+            guard let pid = (ws.peekNewestPlan()?["attempts"] as? [[String: Any]])?.last?["pid"] as? Int else { return false }
+            childPID = Int32(pid)
+            return true
+        })
+        #expect((reconcile.wait() >> 8) & 0xff == 1)
+        #expect(Date().timeIntervalSince(started) < 90, "stopped at its timeout, not after dbt's 600 s")
+        #expect(kill(childPID, 0) != 0, "dbt's process group was stopped")
+        let plan = try #require(try ws.devPlans().last)
+        #expect(plan["status"] as? String == "failed")
+        let reason = (plan["attempts"] as? [[String: Any]])?.last?["reason"] as? String
+        #expect(reason?.contains("timed out after 15s (backend.timeout_seconds); its processes were stopped") == true,
+                "\(String(describing: reason))")
+        #expect((out.read("stdout") ?? "").contains("timed out after 15s; stopping it"))
+    }
+
+    /// After a signal nothing new starts: the next environment is not explained, built or run, and the
+    /// state says exactly that.
+    @Test func afterASignalTheNextEnvironmentDoesNotStart() throws {
+        let ws = DeployWorkspace.withSlowModel()
+        ws.dir.write("desired/environments/dev2.yaml", "ref: main\ntarget: prod\nrequired_approvals: 0\n")
+        let out = TemporaryDirectory("dagctl-out")
+        let first = startDagctl(["reconcile"], environment: ws.environment, outputDir: out.path)
+        #expect(eventually(within: 60) { (out.read("stdout") ?? "").contains("START python table model") })
+        kill(first.pid, SIGTERM)
+        #expect((first.wait() >> 8) & 0xff == 1)
+        let stdout = out.read("stdout") ?? ""
+        #expect(!stdout.contains("[dev2 "), "dev2 never started a phase: \(stdout)")
+        #expect(stdout.contains("dagctl received SIGTERM and stopped before reconciling environment 'dev2'"), "\(stdout)")
+        let environments = try #require(try ws.state()["environments"] as? [String: Any])
+        #expect(environments["dev2"] == nil, "nothing was recorded for dev2")
+        #expect(((environments["dev"] as? [String: Any])?["plans"] as? [[String: Any]])?.last?["status"] as? String == "failed")
+        #expect(!FileManager.default.fileExists(atPath: ws.dir.file("prod.duckdb")), "dev2's warehouse was never touched")
     }
 }
 

@@ -1,0 +1,48 @@
+import Testing
+@testable import DagctlSpec
+
+@Suite("environment refs and local backend options")
+struct RefAndBackendTests {
+    func parse(_ text: String) -> Result<EnvironmentSpec, SpecIssues> {
+        Result { () throws(SpecIssues) in try EnvironmentSpec.parse(text, name: "dev", file: "dev.yaml", members: nil) }
+    }
+
+    @Test(arguments: ["main", "origin/main", "v1.2", "release/2026-11", "refs/heads/main", "refs/tags/v1"])
+    func refNames(ref: String) throws {
+        #expect(try parse("ref: \(ref)\n").get().ref == ref)
+    }
+
+    @Test(arguments: ["main~1", "main^", "HEAD", "main@{1}", ":/fix", "a..b", "-x", "a b", "x.lock", "a/.b", "a//b", "a*", "a[1]", "a\\\\b"])
+    func revisionExpressionsAreNotRefs(ref: String) {
+        guard case .failure(let error) = parse("ref: \"\(ref)\"\n") else {
+            Issue.record("'\(ref)' was accepted")
+            return
+        }
+        #expect(error.description.contains("dev.yaml:1: 'ref':"), "\(error)")
+        #expect(error.description.contains("is not a branch, remote-tracking branch or tag name"))
+    }
+
+    @Test func localTimeout() throws {
+        #expect(try parse("ref: main\nbackend: {kind: local, timeout_seconds: 600}\n").get().backend.timeoutSeconds == 600)
+        #expect(try parse("ref: main\nbackend: {kind: local}\n").get().backend.timeoutSeconds == nil)
+        #expect(try parse("ref: main\n").get().backend.timeoutSeconds == nil)
+        guard case .failure(let error) = parse("ref: main\nbackend:\n  kind: local\n  timeout_seconds: 0\n") else {
+            Issue.record("timeout 0 was accepted")
+            return
+        }
+        #expect(error.description.contains("dev.yaml:4: 'backend.timeout_seconds': 0 is out of range"), "\(error)")
+    }
+
+    @Test func dbtOutputPathsStayInTheProject() {
+        let text = "name: x\npackages-install-path: ../../history\ntarget-path: /tmp/t\ndocs-paths: [\"../..\"]\n"
+        do {
+            _ = try DbtPaths.parse(text, file: "dbt_project.yml")
+            Issue.record("accepted")
+        } catch {
+            let d = error.description
+            #expect(d.contains("dbt_project.yml:2: 'packages-install-path': '../../history' must not contain '..'"), "\(d)")
+            #expect(d.contains("dbt_project.yml:3: 'target-path': '/tmp/t' must be relative"), "\(d)")
+            #expect(d.contains("dbt_project.yml:4: 'docs-paths'"), "\(d)")
+        }
+    }
+}
