@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A finished child process.
 public struct CommandResult: Sendable {
@@ -23,11 +24,11 @@ public enum Command {
         process.standardInput = stdin == nil ? FileHandle.nullDevice : input
         try process.run()
         // Drain both pipes concurrently so a chatty child never blocks on a full pipe.
-        nonisolated(unsafe) var errData = Data()
+        let errData = Collected()
         let group = DispatchGroup()
         group.enter()
         DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
+            errData.data.withLock { $0 = err.fileHandleForReading.readDataToEndOfFile() }
             group.leave()
         }
         if let stdin {
@@ -38,7 +39,7 @@ public enum Command {
         group.wait()
         process.waitUntilExit()
         return CommandResult(status: process.terminationStatus, stdout: outData,
-                             stderr: String(decoding: errData, as: UTF8.self))
+                             stderr: String(decoding: errData.data.withLock { $0 }, as: UTF8.self))
     }
 
     /// The full path of `name` on PATH (or `name` itself when it contains a slash).
@@ -51,6 +52,11 @@ public enum Command {
         }
         throw CommandError("'\(name)' was not found on PATH")
     }
+}
+
+/// Output read on another thread, handed over under a lock.
+private final class Collected: Sendable {
+    let data = Mutex(Data())
 }
 
 public struct CommandError: Error, CustomStringConvertible, Sendable {

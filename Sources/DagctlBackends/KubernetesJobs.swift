@@ -31,13 +31,6 @@ public enum KubernetesJobs {
         return "\(base)#\(gitRef)#\(commit)"
     }
 
-    /// The run phase's command inside the image: the same dbt command as the local backend, with the
-    /// project folder relative to the image's working directory (the repository root).
-    public static func runCommand(plan: Plan, env: EnvironmentSpec, projectDir: String) -> [String]? {
-        guard let command = Explain.dbtCommand(scope: plan.scope, select: plan.select, target: env.target) else { return nil }
-        return command + ["--project-dir", projectDir.isEmpty ? "." : projectDir]
-    }
-
     static func labels(plan: Plan, phase: Phase, attempt: Int) -> [String: String] {
         [
             "app.kubernetes.io/managed-by": "dagctl",
@@ -81,9 +74,10 @@ public enum KubernetesJobs {
                    attempt: attempt, container: container, pod: volumes.isEmpty ? [:] : ["volumes": volumes])
     }
 
+    /// The run phase's Job: `command` (the plan kind's, with the project folder relative to the image's
+    /// working directory) on the image the build Job pushed.
     public static func runJob(plan: Plan, env: EnvironmentSpec, k: EnvironmentSpec.KubernetesBackend, attempt: Int,
-                              projectDir: String) -> [String: Any]? {
-        guard let command = runCommand(plan: plan, env: env, projectDir: projectDir) else { return nil }
+                              command: [String]) -> [String: Any] {
         var container: [String: Any] = ["name": "dbt", "image": imageReference(k, plan: plan), "command": command]
         if !env.env.isEmpty {
             container["env"] = env.env.keys.sorted().map { ["name": $0, "value": env.env[$0]!] }

@@ -23,7 +23,7 @@ public enum SSHSignatures {
                                                         "-f", signersFile.path, "-s", signatureFile.path],
                                          stdin: Data(payload.utf8))
             if result.status == 0 { return nil }
-            let detail = result.stderr.split(separator: "\n").last.map(String.init) ?? "exit \(result.status)"
+            let detail = Self.explanation(result.stderr) ?? "exit \(result.status)"
             return "not made by any of \(member.name)'s keys over this plan's exact details (\(detail))"
         } catch {
             return "cannot run ssh-keygen: \(error)"
@@ -35,6 +35,16 @@ public enum SSHSignatures {
     /// file is read line by line, and free text has no business in it.
     public static func allowedSigners(for member: Member) -> String {
         member.keys.map { "\(member.name) namespaces=\"\(namespace)\" \($0.type) \($0.blob)\n" }.joined()
+    }
+
+    /// ssh-keygen's own words for a failed verification, on one line: its lines end in "\r\n" (one
+    /// Character in Swift, so split on every newline kind), and "Could not verify signature." is said
+    /// anyway, so the lines before it carry the reason.
+    static func explanation(_ stderr: String) -> String? {
+        let lines = stderr.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let specific = lines.filter { $0 != "Could not verify signature." }
+        let chosen = specific.isEmpty ? lines : specific
+        return chosen.isEmpty ? nil : chosen.joined(separator: "; ")
     }
 
     /// Signs `payload` with the private key at `keyPath`; returns the armored signature.

@@ -40,6 +40,8 @@ enum Defaults {
     static let state = ProcessInfo.processInfo.environment["DAGCTL_STATE"] ?? "state/state.json"
 }
 
+/// Every command takes all three inputs (a command that does not need one ignores it), so one shell
+/// alias serves them all.
 struct InputOptions: ParsableArguments {
     @Option(help: "The dbt project's git repository (env DAGCTL_REPO).")
     var repo: String = Defaults.repo
@@ -51,9 +53,10 @@ struct InputOptions: ParsableArguments {
     var state: String = Defaults.state
 }
 
-struct StateOption: ParsableArguments {
-    @Option(help: "The JSON state file (env DAGCTL_STATE).")
-    var state: String = Defaults.state
+/// `--env NAME`, repeatable: the environments a command looks at (all when none is named).
+struct EnvironmentFilter: ParsableArguments {
+    @Option(name: .customLong("env"), help: "Only this environment (repeatable).")
+    var names: [String] = []
 }
 
 /// A failure already explained to the user: exit with `code`, print nothing more.

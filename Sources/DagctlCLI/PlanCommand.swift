@@ -8,8 +8,7 @@ struct PlanCommand: ParsableCommand {
 
     @OptionGroup var inputs: InputOptions
 
-    @Option(name: .customLong("env"), help: "Only this environment (repeatable).")
-    var environments: [String] = []
+    @OptionGroup var filter: EnvironmentFilter
 
     @Option(help: "Preview the plan the environment would get if its ref pointed at REF (a pull-request branch).")
     var ref: String?
@@ -21,7 +20,7 @@ struct PlanCommand: ParsableCommand {
     var output: OutputFormat = .text
 
     func run() throws {
-        try Self.preview(inputs: inputs, environments: environments, ref: ref, base: base, output: output)
+        try Self.preview(inputs: inputs, environments: filter.names, ref: ref, base: base, output: output)
     }
 
     static func preview(inputs: InputOptions, environments: [String], ref: String?, base: String?, output: OutputFormat) throws {

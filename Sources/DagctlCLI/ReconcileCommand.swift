@@ -11,8 +11,7 @@ struct ReconcileCommand: ParsableCommand {
 
     @OptionGroup var inputs: InputOptions
 
-    @Option(name: .customLong("env"), help: "Only this environment (repeatable).")
-    var environments: [String] = []
+    @OptionGroup var filter: EnvironmentFilter
 
     @Flag(help: "Only show what would be done (the same as `dagctl plan`).")
     var dryRun = false
@@ -25,7 +24,7 @@ struct ReconcileCommand: ParsableCommand {
 
     func run() throws {
         if dryRun {
-            return try PlanCommand.preview(inputs: inputs, environments: environments, ref: nil, base: nil, output: output)
+            return try PlanCommand.preview(inputs: inputs, environments: filter.names, ref: nil, base: nil, output: output)
         }
         let store = StateStore(path: inputs.state)
         let lock: StateLock
@@ -36,7 +35,7 @@ struct ReconcileCommand: ParsableCommand {
         }
         defer { withExtendedLifetime(lock) {} }
         for path in store.removeStaleTemporaryFiles() { Console.err("removed \(path), left by a dagctl run that was killed while writing") }
-        let session = try Session.open(inputs, environments: environments)
+        let session = try Session.open(inputs, environments: filter.names)
         if !session.repairs.isEmpty {
             for repair in session.repairs { Console.err("repaired the state file: \(repair)") }
             do { try session.store.save(session.state) } catch { throw Console.fail("\(error)") }
@@ -45,10 +44,10 @@ struct ReconcileCommand: ParsableCommand {
         let console = output == .text ? FileHandle.standardOutput : FileHandle.standardError
         let heartbeat = ProcessInfo.processInfo.environment["DAGCTL_HEARTBEAT_SECONDS"].flatMap(TimeInterval.init) ?? 15
         let reconciler = Reconciler(planner: session.planner, store: session.store, console: console, heartbeat: heartbeat,
-                                    wait: wait) { report in
+                                    wait: wait, onReport: { report in
             if output == .text { Console.out(ReportText.render([report]) + "\n") }
-        }
-        let reports = reconciler.run(environments: environments)
+        })
+        let reports = reconciler.run(environments: filter.names)
         switch output {
         case .json: Console.out(ReportJSON.document(reports))
         case .markdown: Console.out(ReportMarkdown.render(reports, title: "reconcile"))
@@ -72,14 +71,14 @@ struct LogsCommand: ParsableCommand {
     @Option(help: "build or run (default: both).")
     var phase: Phase?
 
-    @OptionGroup var stateOption: StateOption
+    @OptionGroup var inputs: InputOptions
 
     enum Phase: String, ExpressibleByArgument { case build, run }
 
     func run() throws {
         guard Names.isValidPlanID(planID) else { throw Console.fail("'\(planID)' is not a plan id") }
-        let store = StateStore(path: stateOption.state)
-        let planDir = "\(store.directory)/logs/\(planID)"
+        let store = StateStore(path: inputs.state)
+        let planDir = store.layout.logs(planID)
         let attempts = ((try? FileManager.default.contentsOfDirectory(atPath: planDir)) ?? [])
             .compactMap { $0.hasPrefix("attempt-") ? Int($0.dropFirst(8)) : nil }.sorted()
         guard let newest = attempts.last else { throw Console.fail("no logs for \(planID) in \(planDir)") }
@@ -90,7 +89,7 @@ struct LogsCommand: ParsableCommand {
         let phases = phase.map { [$0.rawValue] } ?? ["build", "run"]
         var printed = false
         for p in phases {
-            let path = "\(planDir)/attempt-\(n)/\(p).log"
+            let path = "\(store.layout.logs(planID, attempt: n))/\(p).log"
             guard let data = FileManager.default.contents(atPath: path) else { continue }
             if phase == nil { Console.out("==> \(planID) attempt \(n) \(p) (\(path)) <==\n") }
             FileHandle.standardOutput.write(data)

@@ -8,27 +8,24 @@ struct StatusCommand: ParsableCommand {
         commandName: "status",
         abstract: "Show what is deployed where and each environment's newest plan, from the state file only.")
 
-    @OptionGroup var stateOption: StateOption
+    @OptionGroup var inputs: InputOptions
 
-    @Option(name: .customLong("env"), help: "Only this environment (repeatable).")
-    var environments: [String] = []
+    @OptionGroup var filter: EnvironmentFilter
+
+    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json }
 
     @Option(help: "text or json.")
-    var output: OutputFormat = .text
+    var output: Format = .text
 
     @Flag(help: "Also list each environment's finished plans (from the history files).")
     var history = false
 
-    func validate() throws {
-        if output == .markdown { throw ValidationError("status prints text or json") }
-    }
-
     func run() throws {
-        let store = StateStore(path: stateOption.state)
+        let store = StateStore(path: inputs.state)
         let state: StateFile
         do { state = try store.load() } catch { throw Console.fail(error.description) }
         if !store.exists && output == .text { Console.err("no state file at \(store.path) yet: nothing has been reconciled") }
-        let names = environments.isEmpty ? state.environments.keys.sorted() : environments
+        let names = filter.names.isEmpty ? state.environments.keys.sorted() : filter.names
         let reports = names.map { name -> EnvironmentReport in
             var report = EnvironmentReport(name: name)
             guard let env = state.environments[name] else {
@@ -39,7 +36,7 @@ struct StatusCommand: ParsableCommand {
             report.head = env.head
             report.deployed = env.deployed
             report.plan = env.plans.last
-            report.waitingFor = env.plans.dropLast().filter { !$0.status.isFinal && $0.status != .failed }.map(\.id)
+            report.waitingFor = Lifecycle.waitingFor(env.plans)
             if let plan = env.plans.last, let head = env.head, head != plan.commit {
                 report.actions.append("head \(String(head.prefix(10))) differs from the plan's commit")
             }

@@ -8,24 +8,19 @@ struct ValidateCommand: ParsableCommand {
         commandName: "validate",
         abstract: "Check the desired-state files and each environment's .dagctl/config.yaml; list every problem.")
 
-    @Option(help: "The dbt project's git repository (env DAGCTL_REPO).")
-    var repo: String = Defaults.repo
-
-    @Option(help: "The desired-state directory (env DAGCTL_DESIRED).")
-    var desired: String = Defaults.desired
+    @OptionGroup var inputs: InputOptions
 
     func run() throws {
-        let state = DesiredState.load(desired)
+        let state = DesiredState.load(inputs.desired)
         var problems = state.issues.map(\.description)
         problems += state.decisionFileIssues().map(\.description)
         do {
-            let git = try GitRepository.open(repo)
-            let explainer = Explainer(repo: git, members: state.members)
+            let git = try GitRepository.open(inputs.repo)
+            let cycle = EnvironmentCycle(repo: git, desired: state, verify: { _, _, _ in nil })
             for env in state.environments {
                 do {
                     let head = try git.resolveRef(env.ref)
-                    let config = try explainer.config(at: head, label: env.ref)
-                    _ = try explainer.explain(env: env, commit: head, config: config, base: head.hex, label: env.ref)
+                    _ = try cycle.kind(for: env).explain(env: env, head: head, base: head.hex, label: env.ref)
                 } catch {
                     problems.append("\(env.file): environment '\(env.name)': \(error)")
                 }

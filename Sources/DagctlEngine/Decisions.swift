@@ -39,10 +39,8 @@ public struct DecisionWriter {
         do { commit = try planner.repo.resolveCommit(shortSHA) } catch {
             throw EngineError("plan '\(id)' is not in the state file and its commit \(shortSHA) is not in the repository")
         }
-        let explainer = planner.explainer
-        let config = try explainer.config(at: commit, label: commit.short)
-        let plan = try explainer.explain(env: env, commit: commit, config: config,
-                                         base: planner.state.environments[env.name]?.deployed?.commit, label: commit.short)
+        let plan = try planner.cycle.kind(for: env).explain(env: env, head: commit,
+                                                            base: planner.state.environments[env.name]?.deployed?.commit, label: commit.short)
         guard plan.id == id else {
             throw EngineError("commit \(shortSHA) has version \(plan.version), so its plan is '\(plan.id)', not '\(id)'")
         }
@@ -59,7 +57,7 @@ public struct DecisionWriter {
         if let refusal = ApprovalRules.refusal(of: member, env: env, members: planner.desired.members, author: plan.author) {
             throw EngineError("refused: \(refusal)")
         }
-        let payload = SignedPayload.approval(plan: plan, decision: decision, by: member)
+        let payload = SignedPayload.approval(plan: plan, decision: decision, by: member, comment: comment)
         let signature = try sign(payload, member: member, env: env, keyPath: keyPath)
         var text = "plan: \(plan.id)\ncommit: \(plan.commit)\ndecision: \(decision.rawValue)\nby: \(member)\n"
         if let comment { text += "comment: \(Self.quoted(comment))\n" }

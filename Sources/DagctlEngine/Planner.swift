@@ -4,31 +4,29 @@ import DagctlPlanning
 import DagctlSpec
 import DagctlState
 
-/// Observe and explain, without side effects: for each environment, resolve its ref, read the version,
-/// decide whether a new plan is due, explain it, and review its approvals. `dagctl plan` prints this;
-/// `dagctl reconcile` acts on it.
+/// Observe, explain and judge without side effects: what reconcile would do next for each environment.
+/// `dagctl plan` prints it; `dagctl reconcile` carries out the same steps (`EnvironmentCycle`).
 public struct Planner {
-    public let repo: GitRepository
-    public let desired: DesiredState
+    public let cycle: EnvironmentCycle
     public let state: StateFile
-    public let verify: SignatureCheck
+    public let layout: StateLayout
 
-    public init(repo: GitRepository, desired: DesiredState, state: StateFile, verify: @escaping SignatureCheck) {
-        self.repo = repo
-        self.desired = desired
+    public init(repo: GitRepository, desired: DesiredState, state: StateFile, layout: StateLayout = StateLayout(directory: "state"),
+                verify: @escaping SignatureCheck) {
+        self.cycle = EnvironmentCycle(repo: repo, desired: desired, verify: verify)
         self.state = state
-        self.verify = verify
+        self.layout = layout
     }
 
-    var explainer: Explainer { Explainer(repo: repo, members: desired.members) }
+    public var repo: GitRepository { cycle.repo }
+    public var desired: DesiredState { cycle.desired }
 
     /// The environments to look at: all of them, or the ones named (unknown names are reported).
     public func selectedEnvironments(_ names: [String]) -> [EnvironmentReport] {
         var known = Set(desired.environmentNames)
         known.formUnion(desired.environmentIssues.keys)
-        var reports: [EnvironmentReport] = []
         let wanted = names.isEmpty ? known.sorted() : names
-        for name in wanted {
+        return wanted.map { name in
             var report = EnvironmentReport(name: name, spec: desired.environment(name))
             let envState = state.environments[name]
             report.deployed = envState?.deployed
@@ -38,9 +36,8 @@ public struct Planner {
             } else if report.spec == nil {
                 report.errors.append("no environment '\(name)': there is no \(desired.root)/environments/\(name).yaml (known: \(known.sorted().joined(separator: ", ")))")
             }
-            reports.append(report)
+            return report
         }
-        return reports
     }
 
     /// What reconcile would do for one environment next, as a report (the plan command's view).
@@ -49,56 +46,41 @@ public struct Planner {
         var report = report
         guard let env = report.spec, report.errors.isEmpty else { return report }
         let envState = state.environments[env.name] ?? EnvironmentState()
+        var plans = envState.plans
+        defer { report.command = report.plan.flatMap { cycle.kind(for: env).displayCommand($0, env: env) } }
         do {
-            let ref = overrideRef ?? env.ref
-            report.ref = ref
-            let head = try repo.resolveRef(ref)
-            report.head = head.hex
-            let config = try explainer.config(at: head, label: ref)
-
-            if overrideRef != nil || overrideBase != nil {
+            let fresh = overrideRef != nil || overrideBase != nil
+            let observation = try cycle.observe(env, plans: fresh ? [] : plans, ref: overrideRef)
+            report.ref = observation.ref
+            report.head = observation.head.hex
+            report.commitsBehind = observation.commitsBehind
+            switch observation.decision {
+            case .keep:
+                break
+            case .versionWentBackwards:
+                report.errors.append(observation.decision.error(ref: observation.ref)!)
+                return report
+            case .create(let supersede):
                 let base = try overrideBase.map { try repo.resolveCommit($0).hex } ?? envState.deployed?.commit
-                report.plan = try explainer.explain(env: env, commit: head, config: config, base: base, label: ref)
+                if fresh { plans = [] }
+                _ = try cycle.explainNew(env, at: observation, base: base, supersede: fresh ? [] : supersede, plans: &plans)
                 report.isNewPlan = true
-            } else {
-                switch NextPlanDecision.decide(headVersion: config.version, plans: envState.plans) {
-                case .keep(let plan):
-                    report.plan = plan
-                    report.commitsBehind = try repo.commitsAhead(head, of: ObjectID(hex: plan.commit))
-                case .versionWentBackwards(let newest):
-                    report.plan = newest
-                    report.errors.append(NextPlanDecision.backwards(ref: ref, version: config.version, newest: newest))
-                    return report
-                case .create(let supersede):
-                    report.plan = try explainer.explain(env: env, commit: head, config: config,
-                                                        base: envState.deployed?.commit, label: ref)
-                    report.isNewPlan = true
-                    report.supersedes = supersede
-                    report.waitingFor = envState.plans.filter { [.approved, .building, .running].contains($0.status) }.map(\.id)
-                }
+                report.supersedes = fresh ? [] : supersede
+                report.waitingFor = Lifecycle.waitingFor(plans)
             }
-            if let plan = report.plan, plan.status == .pending || report.isNewPlan {
-                let review = ApprovalRules.review(plan: plan, env: env, members: desired.members,
-                                                  files: desired.approvals(for: plan.id), verify: verify)
-                report.approvals = review
-                // Show the status the approve phase would give the plan.
-                switch review.outcome {
-                case .approved: report.plan?.status = .approved
-                case .rejected: report.plan?.status = .rejected
-                case .waiting: break
-                }
+            // Show the statuses the approve step would give the plans.
+            let judgement = cycle.judge(env, plans: plans)
+            for transition in judgement.transitions { plans.apply(transition) }
+            report.approvals = judgement.review
+            if let ignored = judgement.retryIgnored { report.notes.append(ignored) }
+            report.plan = plans.last
+            if let newest = plans.last {
+                report.manifests = Backends.make(for: env, repo: repo, desired: desired, kind: cycle.kind(for: env), layout: layout, wait: true)
+                    .manifests(for: newest, env: env)
             }
-            report.manifests = manifests(for: report.plan, env: env)
         } catch {
             report.errors.append("\(error)")
         }
         return report
-    }
-
-    /// The Jobs a Kubernetes environment's plan applies, as JSON text; empty for other backends.
-    public func manifests(for plan: Plan?, env: EnvironmentSpec) -> [String] {
-        guard let plan, case .kubernetes(let k) = env.backend,
-              let config = try? explainer.config(at: ObjectID(hex: plan.commit), label: String(plan.commit.prefix(10))) else { return [] }
-        return KubernetesExecutor.manifests(plan: plan, env: env, k: k, repo: repo, config: config).map(KubernetesJobs.json)
     }
 }

@@ -5,8 +5,9 @@ import DagctlSpec
 import DagctlState
 import Foundation
 
-/// One `dagctl reconcile`: for every environment, observe → explain → approve → build → run → record.
-/// The caller holds the state lock. The state file is written at every status change.
+/// One `dagctl reconcile`: for every environment, recover → observe → explain → approve → execute →
+/// record. The caller holds the state lock. The state file is written at every status change, and a
+/// plan's success and the deployment it makes are one write.
 public final class Reconciler {
     let planner: Planner
     let store: StateStore
@@ -16,17 +17,23 @@ public final class Reconciler {
     let wait: Bool
     /// Reports are handed out as soon as each environment is done (text output prints them then).
     let onReport: (EnvironmentReport) -> Void
+    let makeBackend: BackendFactory
 
     public init(planner: Planner, store: StateStore, console: FileHandle, heartbeat: TimeInterval = 15, wait: Bool = true,
-                onReport: @escaping (EnvironmentReport) -> Void = { _ in }) {
-        self.wait = wait
+                backends: BackendFactory? = nil, onReport: @escaping (EnvironmentReport) -> Void = { _ in }) {
+        self.makeBackend = backends ?? { env, kind in
+            Backends.make(for: env, repo: planner.repo, desired: planner.desired, kind: kind, layout: store.layout, wait: wait)
+        }
         self.planner = planner
         self.store = store
         self.state = planner.state
         self.console = console
         self.heartbeat = heartbeat
+        self.wait = wait
         self.onReport = onReport
     }
+
+    var cycle: EnvironmentCycle { planner.cycle }
 
     /// Reconciles the named environments (all when empty); returns one report each.
     public func run(environments names: [String]) -> [EnvironmentReport] {
@@ -38,7 +45,7 @@ public final class Reconciler {
                     try Interruption.check(before: "reconciling environment '\(env.name)'")
                     try reconcile(env, &report)
                 } catch { report.errors.append("\(error)") }
-                do { try archive() } catch { report.errors.append("\(error)") }
+                do { try record(env.name) } catch { report.errors.append("\(error)") }
             }
             if report.actions.isEmpty && report.errors.isEmpty { report.actions.append("nothing to do") }
             onReport(report)
@@ -46,15 +53,114 @@ public final class Reconciler {
         }
     }
 
-    /// Moves finished plans to the history files once an environment is done (not during it: the
-    /// loops above address plans by index).
-    private func archive() throws {
-        var slim = state
-        try store.archive(&slim)
-        if slim != state {
-            state = slim
-            try store.save(state)
+    /// One environment, phase by phase; `plans` is written to the state file at every change.
+    private func reconcile(_ env: EnvironmentSpec, _ report: inout EnvironmentReport) throws {
+        let kind = cycle.kind(for: env)
+        let backend = makeBackend(env, kind)
+        var envState = state.environments[env.name] ?? EnvironmentState()
+        defer {
+            report.deployed = envState.deployed
+            report.plan = envState.plans.last
+            report.command = envState.plans.last.flatMap { kind.displayCommand($0, env: env) }
+            report.manifests = envState.plans.last.map { backend.manifests(for: $0, env: env) } ?? []
         }
+        try recover(env, backend, &envState, &report)
+        let observation = try observe(env, &envState, &report)
+        try explain(env, observation, &envState, &report)
+        try approve(env, &envState, &report)
+        try execute(env, kind, backend, &envState, &report)
+    }
+
+    /// A plan left building or running by a run that died: the backend says whether its attempt died
+    /// with it (local: interrupted, the plan failed and retriable) or goes on (Kubernetes: observed).
+    private func recover(_ env: EnvironmentSpec, _ backend: Backend, _ envState: inout EnvironmentState,
+                         _ report: inout EnvironmentReport) throws {
+        for i in envState.plans.indices where envState.plans[i].status.isInProgress {
+            guard case .interrupt(let note) = backend.recover(envState.plans[i], env: env) else { continue }
+            if let note { report.actions.append(note) }
+            envState.plans[i].interruptAttempt(at: Timestamp.now())
+            report.actions.append("marked \(envState.plans[i].id) failed: attempt \(envState.plans[i].attempts.count) was interrupted")
+            report.failed = true
+            try save(env.name, envState)
+        }
+    }
+
+    /// Resolves the ref and asks the plan kind whether a new plan is due.
+    private func observe(_ env: EnvironmentSpec, _ envState: inout EnvironmentState,
+                         _ report: inout EnvironmentReport) throws -> EnvironmentCycle.Observation {
+        let observation = try cycle.observe(env, plans: envState.plans)
+        envState.ref = env.ref
+        envState.head = observation.head.hex
+        report.head = observation.head.hex
+        report.commitsBehind = observation.commitsBehind
+        if let error = observation.decision.error(ref: env.ref) { report.errors.append(error) }
+        return observation
+    }
+
+    /// Explains a new plan when one is due, superseding the pending plans it replaces.
+    private func explain(_ env: EnvironmentSpec, _ observation: EnvironmentCycle.Observation, _ envState: inout EnvironmentState,
+                         _ report: inout EnvironmentReport) throws {
+        if case .create(let supersede) = observation.decision {
+            var plan = try cycle.explainNew(env, at: observation, base: envState.deployed?.commit, supersede: supersede,
+                                            plans: &envState.plans)
+            plan.createdAt = Timestamp.now()
+            envState.plans[envState.plans.count - 1] = plan
+            report.actions += supersede.map { "superseded \($0)" }
+            report.isNewPlan = true
+            report.supersedes = supersede
+            report.actions.append("explained \(plan.id): \(Self.describe(plan))")
+        }
+        try save(env.name, envState)
+    }
+
+    /// Judges approvals and retry requests, and records what they decide.
+    private func approve(_ env: EnvironmentSpec, _ envState: inout EnvironmentState, _ report: inout EnvironmentReport) throws {
+        let judgement = cycle.judge(env, plans: envState.plans)
+        report.approvals = judgement.review
+        for transition in judgement.transitions {
+            envState.plans.apply(transition)
+            report.actions.append(transition.status == .approved && transition.reason.hasPrefix("retry")
+                                  ? "\(transition.plan): \(transition.reason)" : "\(transition.plan) \(transition.reason)")
+        }
+        if let ignored = judgement.retryIgnored { report.actions.append(ignored) }
+        try save(env.name, envState)
+    }
+
+    /// Builds and runs due plans, oldest first, one at a time; a plan still under way elsewhere
+    /// (`--no-wait`) keeps the later ones waiting.
+    private func execute(_ env: EnvironmentSpec, _ kind: PlanKind, _ backend: Backend, _ envState: inout EnvironmentState,
+                         _ report: inout EnvironmentReport) throws {
+        for plan in Lifecycle.due(envState.plans) {
+            try Interruption.check(before: "executing \(plan.id)")
+            let context = AttemptContext(plan: plan, env: env, kind: kind, layout: store.layout, console: console,
+                                         heartbeat: heartbeat) { [self] plan in try record(plan, in: env.name) }
+            defer {
+                report.actions += context.notes.map { "\(plan.id): \($0)" }
+                envState = state.environments[env.name] ?? envState
+            }
+            try AttemptRunner(backend: backend).advance(context)
+            let done = context.plan
+            if done.status == .succeeded {
+                report.actions.append("deployed \(done.commit.prefix(10)) (version \(done.version)) to \(env.name)")
+                try? prune()
+            } else if done.status == .failed {
+                report.failed = true
+                report.errors.append("\(done.id) failed: \(done.statusReason ?? "")")
+            } else {
+                break  // still under way elsewhere (--no-wait): later plans wait their turn
+            }
+        }
+    }
+
+    /// Records a plan's new state; a success sets the deployment in the same write, so no crash can
+    /// leave a succeeded plan that `deployed` does not name.
+    private func record(_ plan: Plan, in env: String) throws {
+        guard var envState = state.environments[env], let i = envState.plans.firstIndex(where: { $0.id == plan.id }) else { return }
+        envState.plans[i] = plan
+        if plan.status == .succeeded {
+            envState.deployed = Deployment(commit: plan.commit, version: plan.version, plan: plan.id, deployedAt: Timestamp.now())
+        }
+        try save(env, envState)
     }
 
     private func save(_ env: String, _ envState: EnvironmentState) throws {
@@ -63,137 +169,42 @@ public final class Reconciler {
         try store.save(state)
     }
 
-    private func reconcile(_ env: EnvironmentSpec, _ report: inout EnvironmentReport) throws {
-        var envState = state.environments[env.name] ?? EnvironmentState()
-        defer {
-            report.deployed = envState.deployed
-            report.plan = envState.plans.last
-        }
-
-        // Recover: a local plan left building/running belongs to a run that died.
-        for i in envState.plans.indices where [.building, .running].contains(envState.plans[i].status) {
-            guard case .local = env.backend else { continue }
-            var plan = envState.plans[i]
-            if let attempt = plan.attempts.last, attempt.outcome == .running, let pid = attempt.pid,
-               LiveProcess.stopOrphan(pid: pid, startedAt: attempt.pidStart) {
-                report.actions.append("stopped process group \(pid) left running by the dagctl run that died")
-            }
-            plan.interruptAttempt(at: Timestamp.now())
-            envState.plans[i] = plan
-            report.actions.append("marked \(plan.id) failed: attempt \(plan.attempts.count) was interrupted")
-            report.failed = true
-            try save(env.name, envState)
-        }
-
-        // Observe and explain.
-        let head = try planner.repo.resolveRef(env.ref)
-        envState.ref = env.ref
-        envState.head = head.hex
-        report.head = head.hex
-        let config = try planner.explainer.config(at: head, label: env.ref)
-        switch NextPlanDecision.decide(headVersion: config.version, plans: envState.plans) {
-        case .keep(let plan):
-            report.commitsBehind = try planner.repo.commitsAhead(head, of: ObjectID(hex: plan.commit))
-        case .versionWentBackwards(let newest):
-            report.errors.append(NextPlanDecision.backwards(ref: env.ref, version: config.version, newest: newest))
-        case .create(let supersede):
-            var plan = try planner.explainer.explain(env: env, commit: head, config: config,
-                                                     base: envState.deployed?.commit, label: env.ref)
-            plan.createdAt = Timestamp.now()
-            for i in envState.plans.indices where supersede.contains(envState.plans[i].id) {
-                envState.plans[i].status = .superseded
-                envState.plans[i].statusReason = "superseded by \(plan.id)"
-                report.actions.append("superseded \(envState.plans[i].id)")
-            }
-            envState.plans.append(plan)
-            report.isNewPlan = true
-            report.supersedes = supersede
-            report.actions.append("explained \(plan.id): \(describe(plan))")
-        }
-        try save(env.name, envState)
-
-        // Approve, and honour retry requests.
-        for i in envState.plans.indices where envState.plans[i].status == .pending {
-            let review = ApprovalRules.review(plan: envState.plans[i], env: env, members: planner.desired.members,
-                                              files: planner.desired.approvals(for: envState.plans[i].id), verify: planner.verify)
-            report.approvals = review
-            let approvers = review.approvers
-            switch review.outcome {
-            case .approved:
-                envState.plans[i].status = .approved
-                envState.plans[i].statusReason = approvers.isEmpty ? "no approval required" : "approved by " + approvers.joined(separator: ", ")
-                report.actions.append("\(envState.plans[i].id) \(envState.plans[i].statusReason!)")
-            case .rejected:
-                let by = review.verdicts.filter { $0.valid && $0.decision == .reject }.map(\.by)
-                envState.plans[i].status = .rejected
-                envState.plans[i].statusReason = "rejected by " + by.joined(separator: ", ")
-                report.actions.append("\(envState.plans[i].id) \(envState.plans[i].statusReason!)")
-            case .waiting:
-                break
-            }
-        }
-        if let last = envState.plans.indices.last, envState.plans[last].status == .failed,
-           let file = planner.desired.retry(for: envState.plans[last].id) {
-            let plan = envState.plans[last]
-            let verdict = ApprovalRules.review(retry: file, plan: plan, env: env, members: planner.desired.members, verify: planner.verify)
-            if !verdict.valid {
-                report.actions.append("ignored \(file.path): \(verdict.reason ?? "invalid")")
-            } else if let wanted = verdict.retries, plan.attempts.count - 1 < wanted {
-                envState.plans[last].status = .approved
-                envState.plans[last].statusReason = "retry \(plan.attempts.count) of \(wanted) requested by \(verdict.by ?? "?")"
-                report.actions.append("\(plan.id): \(envState.plans[last].statusReason!)")
-            }
-        }
-        try save(env.name, envState)
-
-        // Build and run approved plans, oldest first, one at a time.
-        for i in envState.plans.indices where [.approved, .building, .running].contains(envState.plans[i].status) {
-            try Interruption.check(before: "executing \(envState.plans[i].id)")
-            // A plan's success and the deployment it makes are one write: a crash can never leave a
-            // succeeded plan that the deployed record does not name.
-            let record: (Plan) throws -> Void = { plan in
-                envState.plans[i] = plan
-                if plan.status == .succeeded {
-                    envState.deployed = Deployment(commit: plan.commit, version: plan.version, plan: plan.id, deployedAt: Timestamp.now())
-                }
-                try self.save(env.name, envState)
-            }
-            let plan: Plan, notes: [String]
-            switch env.backend {
-            case .local:
-                let executor = LocalExecutor(repo: planner.repo, desired: planner.desired, stateDir: store.directory,
-                                             console: console, heartbeat: heartbeat)
-                (plan, notes) = try executor.execute(envState.plans[i], env: env, record: record)
-            case .kubernetes(let k):
-                let executor = KubernetesExecutor(repo: planner.repo, desired: planner.desired, stateDir: store.directory,
-                                                  console: console, heartbeat: heartbeat, wait: wait)
-                (plan, notes) = try executor.advance(envState.plans[i], env: env, k: k, record: record)
-            }
-            report.actions += notes.map { "\(plan.id): \($0)" }
-            if plan.status == .succeeded {
-                report.actions.append("deployed \(plan.commit.prefix(10)) (version \(plan.version)) to \(env.name)")
-                pruneBuilds(of: env.name, keeping: plan.id)
-            } else if plan.status == .failed {
-                report.failed = true
-                report.errors.append("\(plan.id) failed: \(plan.statusReason ?? "")")
-            } else {
-                break  // still building or running (--no-wait): later plans wait their turn
-            }
-        }
-        report.manifests = planner.manifests(for: envState.plans.last, env: env)
-    }
-
-    /// Keeps the build folders of the deployed plan and of plans not finished yet; removes the rest.
-    private func pruneBuilds(of env: String, keeping deployed: String) {
-        let dir = "\(store.directory)/builds"
-        let plans = state.environments[env]?.plans ?? []
-        let removable = Set(plans.filter { $0.status.isFinal || $0.status == .failed }.map(\.id)).subtracting([deployed])
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where removable.contains(name) {
-            try? FileManager.default.removeItem(atPath: "\(dir)/\(name)")
+    /// Once an environment is done: its finished plans move to the history file (not during it, as
+    /// plans are addressed in the list).
+    private func record(_ env: String) throws {
+        var slim = state
+        try store.archive(&slim)
+        if slim != state {
+            state = slim
+            try store.save(state)
         }
     }
 
-    func describe(_ plan: Plan) -> String {
+    /// Removes what no environment needs any more, from what is on disk (not from the plans this run
+    /// saw): build folders of plans that are neither deployed nor unfinished in any environment, and
+    /// virtualenvs not used by any environment's last two deployments.
+    func prune() throws {
+        let layout = store.layout
+        let fm = FileManager.default
+        var keepBuilds = Set<String>()
+        var keepVirtualenvs = Set<String>()
+        for (name, env) in state.environments {
+            if let deployed = env.deployed?.plan { keepBuilds.insert(deployed) }
+            keepBuilds.formUnion(env.plans.filter { $0.status.isLive }.map(\.id))
+            let succeeded = (store.history(name) + env.plans).filter { $0.status == .succeeded }
+            for plan in succeeded.suffix(2) { keepVirtualenvs.formUnion(plan.attempts.compactMap(\.virtualenv)) }
+            // A plan being built now may have made its virtualenv already.
+            for plan in env.plans where plan.status.isLive { keepVirtualenvs.formUnion(plan.attempts.compactMap(\.virtualenv)) }
+        }
+        for name in (try? fm.contentsOfDirectory(atPath: layout.builds)) ?? [] where !keepBuilds.contains(name) {
+            try? fm.removeItem(atPath: "\(layout.builds)/\(name)")
+        }
+        for name in (try? fm.contentsOfDirectory(atPath: layout.virtualenvs)) ?? [] where !keepVirtualenvs.contains(name) {
+            try? fm.removeItem(atPath: "\(layout.virtualenvs)/\(name)")
+        }
+    }
+
+    static func describe(_ plan: Plan) -> String {
         switch plan.scope {
         case .all: return "all"
         case .buildOnly: return "build_only"

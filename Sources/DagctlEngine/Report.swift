@@ -24,6 +24,8 @@ public struct EnvironmentReport: Sendable {
     public var approvals: ApprovalReview?
     /// What this run did, in order, one line each.
     public var actions: [String] = []
+    /// What a preview or run noticed that changes nothing (an invalid retry request, say).
+    public var notes: [String] = []
     /// A plan failed during this run.
     public var failed = false
     /// Kubernetes environments: the Job objects of the newest plan's next (or current) attempt, as JSON.
@@ -36,14 +38,8 @@ public struct EnvironmentReport: Sendable {
     }
 
     /// The newest plan still waits for approval or execution.
-    public var isLive: Bool {
-        guard let plan else { return false }
-        return [.pending, .approved, .building, .running].contains(plan.status)
-    }
+    public var isLive: Bool { plan?.status.isLive ?? false }
 
-    /// The run phase's command for the plan (backend-independent form).
-    public var command: [String]? {
-        guard let plan, let spec else { return nil }
-        return Explain.dbtCommand(scope: plan.scope, select: plan.select, target: spec.target)
-    }
+    /// The run phase's command for the plan, as the plan kind shows it (no backend paths).
+    public var command: [String]?
 }

@@ -3,7 +3,24 @@ import DagctlSpec
 /// The exact bytes a member signs (SPEC §2.3), so a signature cannot be replayed onto another plan,
 /// commit, scope, selection or decision.
 public enum SignedPayload {
-    public static func approval(plan: Plan, decision: ApprovalFile.Decision, by: String) -> String {
+    public static func approval(plan: Plan, decision: ApprovalFile.Decision, by: String, comment: String?) -> String {
+        """
+        dagctl-approval-v2
+        plan: \(plan.id)
+        environment: \(plan.environment)
+        commit: \(plan.commit)
+        scope: \(plan.scope.rawValue)
+        select: \(plan.select.joined(separator: " "))
+        decision: \(decision.rawValue)
+        by: \(by)
+        comment: \((comment ?? "").replacingOccurrences(of: "\n", with: "\\n"))
+
+        """
+    }
+
+    /// The first payload (no comment line). No longer accepted: a comment shown under a member's name
+    /// must be the member's words; a file signed this way is reported as such.
+    public static func approvalV1(plan: Plan, decision: ApprovalFile.Decision, by: String) -> String {
         """
         dagctl-approval-v1
         plan: \(plan.id)
@@ -140,8 +157,14 @@ public enum ApprovalRules {
         if approval.plan != plan.id { return "it is for plan '\(approval.plan)', not '\(plan.id)'" }
         if approval.commit != plan.commit { return "it is for commit \(approval.commit.prefix(10)), not the plan's \(plan.commit.prefix(10))" }
         if let refusal = refusal(of: approval.by, env: env, members: members, author: plan.author) { return refusal }
-        let payload = SignedPayload.approval(plan: plan, decision: approval.decision, by: approval.by)
-        return signatureProblem(approval.signature, payload: payload, member: members[approval.by]!, env: env, verify: verify)
+        let member = members[approval.by]!
+        let payload = SignedPayload.approval(plan: plan, decision: approval.decision, by: approval.by, comment: approval.comment)
+        let problem = signatureProblem(approval.signature, payload: payload, member: member, env: env, verify: verify)
+        if problem != nil, let signature = approval.signature,
+           verify(SignedPayload.approvalV1(plan: plan, decision: approval.decision, by: approval.by), signature, member) == nil {
+            return "signed over the old dagctl-approval-v1 payload, which does not cover the comment; sign it again with this dagctl (dagctl approve \(plan.id) --as \(approval.by) --key …)"
+        }
+        return problem
     }
 
     static func signatureProblem(_ signature: String?, payload: String, member: Member, env: EnvironmentSpec,

@@ -105,11 +105,12 @@ public enum NextPlanDecision: Sendable, Equatable {
     /// Explain a new plan; `supersede` lists the ids of older pending plans it replaces.
     case create(supersede: [String])
     /// The head's version is lower than the newest plan's: an error for this environment.
-    case versionWentBackwards(newest: Plan)
+    case versionWentBackwards(newest: Plan, head: Version)
 
     /// The error of `versionWentBackwards`, as `plan` and `reconcile` both report it.
-    public static func backwards(ref: String, version: Version, newest: Plan) -> String {
-        "version went backwards: \(ref) has version \(version) but the newest plan \(newest.id) has version \(newest.version); bump the version above \(newest.version)"
+    public func error(ref: String) -> String? {
+        guard case .versionWentBackwards(let newest, let version) = self else { return nil }
+        return "version went backwards: \(ref) has version \(version) but the newest plan \(newest.id) has version \(newest.version); bump the version above \(newest.version)"
     }
 
     /// `plans` are the environment's plans, oldest first.
@@ -118,7 +119,7 @@ public enum NextPlanDecision: Sendable, Equatable {
             return .create(supersede: [])
         }
         if headVersion == newestVersion { return .keep(newest) }
-        if headVersion < newestVersion { return .versionWentBackwards(newest: newest) }
+        if headVersion < newestVersion { return .versionWentBackwards(newest: newest, head: headVersion) }
         return .create(supersede: plans.filter { $0.status == .pending }.map(\.id))
     }
 }

@@ -27,8 +27,19 @@ public enum Scope: String, Codable, Sendable {
 public enum PlanStatus: String, Codable, Sendable, CaseIterable {
     case pending, approved, building, running, succeeded, failed, rejected, superseded
 
-    /// A plan in one of these states will not change again by itself.
-    public var isFinal: Bool { [.succeeded, .rejected, .superseded].contains(self) }
+    /// Will not change again (a failed plan can still be retried, so it is not final).
+    public var isFinal: Bool { Self.final.contains(self) }
+    /// Not finished: waiting for approval, or due to run, or running.
+    public var isLive: Bool { Self.live.contains(self) }
+    /// Approved and not finished: what a backend executes, oldest first, one at a time.
+    public var isActive: Bool { Self.active.contains(self) }
+    /// An attempt is under way (a run that finds one at start and is local knows its runner died).
+    public var isInProgress: Bool { Self.inProgress.contains(self) }
+
+    public static let final: Set<PlanStatus> = [.succeeded, .rejected, .superseded]
+    public static let live: Set<PlanStatus> = [.pending, .approved, .building, .running]
+    public static let active: Set<PlanStatus> = [.approved, .building, .running]
+    public static let inProgress: Set<PlanStatus> = [.building, .running]
 }
 
 /// Counts of dbt results of one resource type.
@@ -60,6 +71,9 @@ public struct Attempt: Codable, Sendable, Equatable {
     /// The local child's process id (and group) and its start time, so a later run can stop an orphan.
     public var pid: Int32?
     public var pidStart: UInt64?
+    /// The cached virtualenv the attempt used (its folder under the state's cache), so that pruning
+    /// keeps the ones recent deployments need.
+    public var virtualenv: String?
 
     public init(n: Int, outcome: Outcome, phase: Phase, startedAt: String? = nil, finishedAt: String? = nil,
                 reason: String? = nil, summary: [String: ResultCounts] = [:], jobs: [String: String]? = nil, pid: Int32? = nil) {
@@ -76,7 +90,7 @@ public struct Attempt: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case n, outcome, phase, reason, summary, jobs, pid
-        case startedAt = "started_at", finishedAt = "finished_at", pidStart = "pid_start"
+        case startedAt = "started_at", finishedAt = "finished_at", pidStart = "pid_start", virtualenv
     }
 }
 

@@ -26,15 +26,15 @@ public struct HistoryRead: Sendable, Equatable {
 /// truncated away, and a tail torn by a kill is cut off before the next append. Readers skip (and
 /// report) a bad line instead of failing the whole file.
 extension StateStore {
-    public var historyDirectory: String { "\(directory)/history" }
+    public var historyDirectory: String { layout.history }
 
     func historyPath(_ env: String) -> String? {
-        Names.isValid(env) ? "\(historyDirectory)/\(env).jsonl" : nil
+        Names.isValid(env) ? layout.history(env) : nil
     }
 
     /// A plan the state file need not keep: finished, and not its environment's newest.
     static func isArchivable(_ plan: Plan, newest: Bool) -> Bool {
-        !newest && ![.pending, .approved, .building, .running].contains(plan.status)
+        !newest && !plan.status.isLive
     }
 
     /// Moves archivable plans from `state` to the history files (appended and synced before the caller

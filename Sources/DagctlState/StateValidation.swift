@@ -70,6 +70,9 @@ extension Attempt {
         if n != number { out.append("\(at).n: is \(n), expected \(number) (attempts are numbered 1, 2, 3… in order)") }
         if let startedAt, !Timestamp.isValid(startedAt) { out.append("\(at).started_at: \(quoted(startedAt)) is not an RFC 3339 date-time") }
         if let finishedAt, !Timestamp.isValid(finishedAt) { out.append("\(at).finished_at: \(quoted(finishedAt)) is not an RFC 3339 date-time") }
+        if let venv = virtualenv, venv.utf8.count != 20 || !venv.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) {
+            out.append("\(at).virtualenv: \(quoted(venv)) is not a virtualenv name (20 hex digits)")
+        }
         for phase in (jobs ?? [:]).keys.sorted() {
             if Phase(rawValue: phase) == nil { out.append("\(at).jobs: \(quoted(phase)) is not a phase (build or run)") }
             if !isDNSLabel(jobs![phase]!) { out.append("\(at).jobs.\(phase): \(quoted(jobs![phase]!)) is not a Kubernetes Job name (a DNS label)") }

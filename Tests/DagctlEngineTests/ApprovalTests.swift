@@ -69,10 +69,11 @@ final class ApprovalFixture: @unchecked Sendable {
 
     /// Writes an approval file; `signWith` is a key name, `payloadFor` lets a test sign other details.
     func approval(_ plan: Plan, by: String, stem: String? = nil, decision: String = "approve", commit: String? = nil,
-                  planID: String? = nil, signWith: String? = nil, payload: String? = nil) throws {
+                  planID: String? = nil, comment: String? = nil, signWith: String? = nil, payload: String? = nil) throws {
         var text = "plan: \(planID ?? plan.id)\ncommit: \(commit ?? plan.commit)\ndecision: \(decision)\nby: \(by)\n"
+        if let comment { text += "comment: \(comment)\n" }
         if let signWith {
-            let p = payload ?? SignedPayload.approval(plan: plan, decision: ApprovalFile.Decision(rawValue: decision)!, by: by)
+            let p = payload ?? SignedPayload.approval(plan: plan, decision: ApprovalFile.Decision(rawValue: decision)!, by: by, comment: comment)
             text += "signature: |\n" + (try signature(p, key: signWith)).split(separator: "\n").map { "  \($0)\n" }.joined()
         }
         f.desired.write("approvals/\(plan.id)/\(stem ?? by).yaml", text)
@@ -177,10 +178,10 @@ struct ApprovalTests {
         var other = plan
         other.scope = .selective
         other.select = ["orders"]
-        try a.approval(plan, by: "bob", signWith: "bob", payload: SignedPayload.approval(plan: other, decision: .approve, by: "bob"))
+        try a.approval(plan, by: "bob", signWith: "bob", payload: SignedPayload.approval(plan: other, decision: .approve, by: "bob", comment: nil))
         var narrower = plan
         narrower.select = ["x"]
-        try a.approval(plan, by: "carol", signWith: "carol", payload: SignedPayload.approval(plan: narrower, decision: .approve, by: "carol"))
+        try a.approval(plan, by: "carol", signWith: "carol", payload: SignedPayload.approval(plan: narrower, decision: .approve, by: "carol", comment: nil))
         #expect(try a.verdict("bob").reason?.contains("signature does not verify") == true)
         #expect(try a.verdict("carol").reason?.contains("signature does not verify") == true)
     }
@@ -253,6 +254,54 @@ struct ApprovalTests {
         let v9 = try #require(report.plan)
         a.f.desired.write("approvals/\(v9.id)/bob.yaml", a.f.desired.read("approvals/\(v8.id)/bob.yaml")!)
         #expect(try a.verdict("bob").valid == false)
+    }
+
+    /// The comment is signed too: a comment shown under bob's name is bob's words.
+    @Test func anEditedCommentBreaksTheSignature() throws {
+        let a = ApprovalFixture()
+        let plan = try a.plan()
+        try a.approval(plan, by: "bob", comment: "looks good", signWith: "bob")
+        #expect(try a.verdict("bob").valid)
+        let path = "approvals/\(plan.id)/bob.yaml"
+        a.f.desired.write(path, a.f.desired.read(path)!.replacingOccurrences(of: "comment: looks good", with: "comment: ship it, skip the tests"))
+        let edited = try a.verdict("bob")
+        #expect(!edited.valid)
+        #expect(edited.reason?.contains("signature does not verify") == true, "\(edited.reason ?? "")")
+        // A comment added to a file signed without one breaks it as well.
+        try a.approval(plan, by: "carol", signWith: "carol")
+        a.f.desired.write("approvals/\(plan.id)/carol.yaml", a.f.desired.read("approvals/\(plan.id)/carol.yaml")! + "comment: fine\n")
+        #expect(try a.verdict("carol").valid == false)
+    }
+
+    @Test func aV1SignatureIsReportedAsSuch() throws {
+        let a = ApprovalFixture()
+        let plan = try a.plan()
+        try a.approval(plan, by: "bob", signWith: "bob", payload: SignedPayload.approvalV1(plan: plan, decision: .approve, by: "bob"))
+        let v = try a.verdict("bob")
+        #expect(!v.valid)
+        #expect(v.reason?.contains("old dagctl-approval-v1 payload, which does not cover the comment") == true, "\(v.reason ?? "")")
+    }
+
+    @Test func aCommentWithNewlinesIsSignedAsWritten() throws {
+        let a = ApprovalFixture()
+        let plan = try a.plan()
+        try a.approval(plan, by: "bob", comment: "\"line one\\nline two\"", signWith: "bob",
+                       payload: SignedPayload.approval(plan: plan, decision: .approve, by: "bob", comment: "line one\nline two"))
+        #expect(try a.verdict("bob").valid)
+        #expect(SignedPayload.approval(plan: plan, decision: .approve, by: "bob", comment: "line one\nline two")
+            .hasSuffix("by: bob\ncomment: line one\\nline two\n"))
+    }
+
+    /// ssh-keygen ends some lines in "\r\n": its reason reaches the output as one clean line.
+    @Test func aGarbledSignatureGivesOneLineOfReason() throws {
+        let a = ApprovalFixture()
+        let plan = try a.plan()
+        a.f.desired.write("approvals/\(plan.id)/bob.yaml",
+                          "plan: \(plan.id)\ncommit: \(plan.commit)\ndecision: approve\nby: bob\nsignature: nonsense\n")
+        let reason = try #require(try a.verdict("bob").reason)
+        #expect(reason.contains("(Couldn't parse signature: missing header; sig_verify: sshsig_armor: incomplete message)"), "\(reason)")
+        #expect(!reason.contains { $0.isNewline })
+        #expect(reason.hasSuffix(")"))
     }
 
     @Test func garbageFileIsReportedNotIgnored() throws {

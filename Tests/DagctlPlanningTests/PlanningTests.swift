@@ -149,7 +149,9 @@ struct NextPlanTests {
 
     @Test func lowerVersionIsAnError() {
         let p = plan("8", .succeeded)
-        #expect(NextPlanDecision.decide(headVersion: Version("7")!, plans: [p]) == .versionWentBackwards(newest: p))
+        let decision = NextPlanDecision.decide(headVersion: Version("7")!, plans: [p])
+        #expect(decision == .versionWentBackwards(newest: p, head: Version("7")!))
+        #expect(decision.error(ref: "main") == "version went backwards: main has version 7 but the newest plan prod-v8-0123456789 has version 8; bump the version above 8")
     }
 
     @Test func planIDAndCommand() {

@@ -178,6 +178,7 @@ struct PlanCommandTests {
         #expect(ws.dagctl("plan", "--output", "yaml").status == 2)
         #expect(ws.dagctl("no-such-command").status == 2)
         #expect(ws.dagctl("status", "--output", "markdown").status == 2)
+        #expect(!ws.dagctl("status", "--help").stdout.contains("markdown"), "help lists only what status accepts")
         #expect(ws.dagctl("--help").status == 0)
     }
 }

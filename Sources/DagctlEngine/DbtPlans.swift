@@ -1,17 +1,62 @@
+import DagctlBackends
 import DagctlGit
 import DagctlPlanning
 import DagctlSpec
 import Foundation
 
-/// Explains plans from a repository: reads the version and dbt paths at a commit, diffs it against
-/// the base, and applies the pure planning rules. The git side of SPEC §3.
-public struct Explainer {
+/// dbt plans (SPEC §3): a version bump in `.dagctl/config.yaml` triggers one; it is explained by
+/// diffing the deployed commit against the new one and categorizing paths with dbt_project.yml's
+/// settings; its run phase is `dbt build [--select …]`.
+public struct DbtPlans: PlanKind {
     public let repo: GitRepository
     public let members: Members
 
     public init(repo: GitRepository, members: Members) {
         self.repo = repo
         self.members = members
+    }
+
+    public func trigger(env: EnvironmentSpec, head: ObjectID, plans: [Plan], label: String) throws -> NextPlanDecision {
+        NextPlanDecision.decide(headVersion: try config(at: head, label: label).version, plans: plans)
+    }
+
+    public func explain(env: EnvironmentSpec, head: ObjectID, base: String?, label: String) throws -> Plan {
+        try explain(env: env, commit: head, config: try config(at: head, label: label), base: base, label: label)
+    }
+
+    public func project(at commit: ObjectID) throws -> ProjectConfig {
+        try config(at: commit, label: commit.short)
+    }
+
+    public func hasRunPhase(_ plan: Plan) -> Bool { plan.scope != .buildOnly }
+
+    public func prepare(_ workspace: Workspace, step: StepRunner) throws {
+        let declares = ["packages.yml", "dependencies.yml"].contains { FileManager.default.fileExists(atPath: "\(workspace.projectDir)/\($0)") }
+        guard declares else { return }
+        var args = [workspace.tool, "deps", "--project-dir", workspace.projectDir]
+        if let profiles = workspace.profilesDir { args += ["--profiles-dir", profiles] }
+        try step(args, "dbt deps", workspace.environment)
+    }
+
+    public func runCommand(_ plan: Plan, env: EnvironmentSpec, in workspace: Workspace) -> [String] {
+        var command = displayCommand(plan, env: env) ?? ["dbt", "build", "--target", env.target]
+        command[0] = workspace.tool
+        command += ["--project-dir", workspace.projectDir]
+        if let profiles = workspace.profilesDir { command += ["--profiles-dir", profiles] }
+        return command
+    }
+
+    public func results(in workspace: Workspace) -> (summary: RunResults.Summary, file: String)? {
+        guard let dir = workspace.outputDir else { return nil }
+        let file = "\(dir)/run_results.json"
+        guard let data = FileManager.default.contents(atPath: file), let summary = RunResults.summarize(data) else { return nil }
+        return (summary, file)
+    }
+
+    public func confirm(_ plan: Plan, env: EnvironmentSpec, in workspace: Workspace) -> String? { nil }
+
+    public func displayCommand(_ plan: Plan, env: EnvironmentSpec) -> [String]? {
+        Explain.dbtCommand(scope: plan.scope, select: plan.select, target: env.target)
     }
 
     /// `.dagctl/config.yaml` at `commit`; `label` (a ref name) makes errors read like `main:.dagctl/config.yaml:3`.

@@ -1,0 +1,61 @@
+import DagctlBackends
+import DagctlGit
+import DagctlPlanning
+import DagctlSpec
+import DagctlState
+
+/// The steps `plan` and `reconcile` share for one environment, so the preview is what the run does:
+/// observe the ref, decide whether a new plan is due and explain it, and judge the decision files.
+/// `plan` shows the outcome; `reconcile` records it and goes on to execute.
+public struct EnvironmentCycle {
+    public let repo: GitRepository
+    public let desired: DesiredState
+    public let verify: SignatureCheck
+
+    public init(repo: GitRepository, desired: DesiredState, verify: @escaping SignatureCheck) {
+        self.repo = repo
+        self.desired = desired
+        self.verify = verify
+    }
+
+    /// The kind of the environment's plans: the one place that maps a project to a `PlanKind`.
+    public func kind(for env: EnvironmentSpec) -> PlanKind { DbtPlans(repo: repo, members: desired.members) }
+
+    public struct Observation {
+        public var ref: String
+        public var head: ObjectID
+        public var decision: NextPlanDecision
+        /// Commits the head is ahead of the newest plan's commit, when that plan is kept.
+        public var commitsBehind = 0
+    }
+
+    /// Resolves the ref and asks the plan kind whether a new plan is due.
+    public func observe(_ env: EnvironmentSpec, plans: [Plan], ref: String? = nil) throws -> Observation {
+        let ref = ref ?? env.ref
+        let head = try repo.resolveRef(ref)
+        var observation = Observation(ref: ref, head: head,
+                                      decision: try kind(for: env).trigger(env: env, head: head, plans: plans, label: ref))
+        if case .keep(let plan) = observation.decision {
+            observation.commitsBehind = try repo.commitsAhead(head, of: ObjectID(hex: plan.commit))
+        }
+        return observation
+    }
+
+    /// Explains the plan at the observed head against `base` and appends it to `plans`, superseding the
+    /// pending plans it replaces; returns it.
+    public func explainNew(_ env: EnvironmentSpec, at observation: Observation, base: String?, supersede: [String],
+                           plans: inout [Plan]) throws -> Plan {
+        let plan = try kind(for: env).explain(env: env, head: observation.head, base: base, label: observation.ref)
+        for id in supersede {
+            plans.apply(PlanTransition(plan: id, status: .superseded, reason: "superseded by \(plan.id)"))
+        }
+        plans.append(plan)
+        return plan
+    }
+
+    /// The approve step's decisions for the plans as they stand.
+    public func judge(_ env: EnvironmentSpec, plans: [Plan]) -> Judgement {
+        Lifecycle.judge(plans: plans, env: env, members: desired.members, approvals: desired.approvals(for:),
+                        retry: desired.retry(for:), verify: verify)
+    }
+}

@@ -1,0 +1,55 @@
+import DagctlBackends
+import DagctlGit
+import DagctlPlanning
+import DagctlSpec
+
+/// Where a plan's project sits for one attempt, as the backend running it sees it.
+public struct Workspace: Sendable {
+    /// The project folder (absolute on this machine; relative to the image's working directory in a pod).
+    public var projectDir: String
+    /// The tool the run phase calls (`dbt` from a virtualenv, from PATH, or in the image).
+    public var tool: String
+    /// The profiles folder the tool reads, when dagctl passes one.
+    public var profilesDir: String?
+    /// Where the tool writes its artifacts (dbt's target path), when dagctl decides it.
+    public var outputDir: String?
+    /// The environment the tool runs with.
+    public var environment: [String: String]
+
+    public init(projectDir: String, tool: String, profilesDir: String? = nil, outputDir: String? = nil, environment: [String: String] = [:]) {
+        self.projectDir = projectDir
+        self.tool = tool
+        self.profilesDir = profilesDir
+        self.outputDir = outputDir
+        self.environment = environment
+    }
+}
+
+/// Runs one step of a phase (a child process whose output goes to the phase's log), or throws.
+public typealias StepRunner = (_ arguments: [String], _ what: String, _ environment: [String: String]) throws -> Void
+
+/// A kind of plan: what triggers a new one, how it is explained, what its run phase runs and how its
+/// success is confirmed. dbt plans are the first kind; the engine and the backends know plans only
+/// through this.
+public protocol PlanKind: Sendable {
+    /// Reads what triggers plans at `head` (for dbt, the version) and decides whether a new plan is due.
+    /// `label` names `head` in error messages (the ref).
+    func trigger(env: EnvironmentSpec, head: ObjectID, plans: [Plan], label: String) throws -> NextPlanDecision
+    /// Explains the plan for `env` at `head` against `base` (the deployed commit; nil on a first deploy).
+    func explain(env: EnvironmentSpec, head: ObjectID, base: String?, label: String) throws -> Plan
+    /// How the project at `commit` is built: its folder, requirements file and Dockerfile.
+    func project(at commit: ObjectID) throws -> ProjectConfig
+    /// Whether the plan has a run phase (a dbt `build_only` plan has not).
+    func hasRunPhase(_ plan: Plan) -> Bool
+    /// Makes an exported, tooled workspace ready to run (dbt: `dbt deps` when packages are declared).
+    func prepare(_ workspace: Workspace, step: StepRunner) throws
+    /// The run phase's command in `workspace`.
+    func runCommand(_ plan: Plan, env: EnvironmentSpec, in workspace: Workspace) -> [String]
+    /// What a finished run left behind (dbt: run_results.json), summarized; nil when nothing is there.
+    func results(in workspace: Workspace) -> (summary: RunResults.Summary, file: String)?
+    /// After a run that exited well: why it still did not succeed, or nil when it did.
+    func confirm(_ plan: Plan, env: EnvironmentSpec, in workspace: Workspace) -> String?
+    /// The command shown for review (`plan`, reports): the run command without backend paths; nil
+    /// without a run phase.
+    func displayCommand(_ plan: Plan, env: EnvironmentSpec) -> [String]?
+}

@@ -1,0 +1,32 @@
+import DagctlSpec
+
+/// Where everything lives beside the state file: the one place that knows the state folder's layout.
+///
+/// ```
+/// <dir>/state.json                          the state file (any name)
+/// <dir>/state.json.lock                     the run lock
+/// <dir>/history/<env>.jsonl                 finished plans
+/// <dir>/logs/<plan>/attempt-<n>/            build.log, run.log, run_results.json
+/// <dir>/builds/<plan>/attempt-<n>/          project/ (the export), dbt-target/, dbt-logs/
+/// <dir>/cache/venvs/<key>/                  virtualenvs by requirements and Python version
+/// ```
+/// Plan ids and environment names are checked before they get here (`Names`), so no part leaves `dir`.
+public struct StateLayout: Sendable, Equatable {
+    public let directory: String
+
+    public init(directory: String) { self.directory = directory }
+
+    public var history: String { "\(directory)/history" }
+    public func history(_ env: String) -> String { "\(history)/\(env).jsonl" }
+    public var logs: String { "\(directory)/logs" }
+    public func logs(_ plan: String) -> String { "\(logs)/\(plan)" }
+    public func logs(_ plan: String, attempt: Int) -> String { "\(logs(plan))/attempt-\(attempt)" }
+    public var builds: String { "\(directory)/builds" }
+    public func build(_ plan: String) -> String { "\(builds)/\(plan)" }
+    public func build(_ plan: String, attempt: Int) -> String { "\(build(plan))/attempt-\(attempt)" }
+    public var virtualenvs: String { "\(directory)/cache/venvs" }
+}
+
+extension StateStore {
+    public var layout: StateLayout { StateLayout(directory: directory) }
+}
