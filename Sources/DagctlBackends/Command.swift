@@ -32,7 +32,7 @@ public enum Command {
             group.leave()
         }
         if let stdin {
-            input.fileHandleForWriting.write(stdin)
+            input.fileHandleForWriting.writeSafely(stdin)
             try? input.fileHandleForWriting.close()
         }
         let outData = out.fileHandleForReading.readDataToEndOfFile()

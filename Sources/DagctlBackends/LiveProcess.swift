@@ -17,7 +17,7 @@ public struct OutputSink: Sendable {
         self.heartbeat = heartbeat
     }
 
-    public func say(_ line: String) { console.write(Data("\(prefix)\(line)\n".utf8)) }
+    public func say(_ line: String) { console.writeSafely("\(prefix)\(line)\n") }
 }
 
 public enum ProcessEnd: Sendable, Equatable {
@@ -98,7 +98,7 @@ public enum LiveProcess {
         var timedOut = false
         var buffer = [UInt8](repeating: 0, count: 65536)
         func emit(_ line: Data) {
-            log.write(line + Data("\n".utf8))
+            log.writeSafely(line + Data("\n".utf8))
             sink.say(String(decoding: line, as: UTF8.self))
         }
         while true {

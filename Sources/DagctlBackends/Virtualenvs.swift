@@ -70,7 +70,7 @@ public struct Virtualenvs: Sendable {
 
     /// A line of dagctl's own in the phase's log and on the console.
     public func note(_ line: String) {
-        log.write(Data("dagctl: \(line)\n".utf8))
+        log.writeSafely("dagctl: \(line)\n")
         sink.say(line)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DagctlBackends
 import Foundation
 
 /// The `dagctl` command line.
@@ -21,7 +22,7 @@ public enum DagctlMain {
         } catch {
             let code = Dagctl.exitCode(for: error)
             if code.rawValue == 64 {
-                FileHandle.standardError.write(Data((Dagctl.fullMessage(for: error) + "\n").utf8))
+                FileHandle.standardError.writeSafely(Dagctl.fullMessage(for: error) + "\n")
                 Foundation.exit(2)
             }
             Dagctl.exit(withError: error)
@@ -68,11 +69,11 @@ struct Failure: Error, CustomStringConvertible {
 
 enum Console {
     static func out(_ text: String) {
-        FileHandle.standardOutput.write(Data(text.utf8))
+        FileHandle.standardOutput.writeSafely(text)
     }
 
     static func err(_ text: String) {
-        FileHandle.standardError.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
+        FileHandle.standardError.writeSafely(text.hasSuffix("\n") ? text : text + "\n")
     }
 
     /// Prints `message` as an error and exits.

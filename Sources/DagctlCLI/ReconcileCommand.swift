@@ -92,7 +92,7 @@ struct LogsCommand: ParsableCommand {
             let path = "\(store.layout.logs(planID, attempt: n))/\(p).log"
             guard let data = FileManager.default.contents(atPath: path) else { continue }
             if phase == nil { Console.out("==> \(planID) attempt \(n) \(p) (\(path)) <==\n") }
-            FileHandle.standardOutput.write(data)
+            FileHandle.standardOutput.writeSafely(data)
             printed = true
         }
         if !printed { throw Console.fail("\(planID) attempt \(n) has no \(phase?.rawValue ?? "") log") }

@@ -82,8 +82,11 @@ public final class AttemptContext {
     public func phaseLog(_ phase: Attempt.Phase) throws -> (FileHandle, OutputSink) {
         try FileManager.default.createDirectory(atPath: logDir, withIntermediateDirectories: true)
         let path = "\(logDir)/\(phase.rawValue).log"
-        _ = FileManager.default.createFile(atPath: path, contents: nil)
-        guard let handle = FileHandle(forWritingAtPath: path) else { throw EngineError("cannot write \(path)") }
+        // Created afresh and never through a link (a later observation of the same attempt starts it again).
+        unlink(path)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard fd >= 0 else { throw EngineError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         return (handle, OutputSink(prefix: "[\(env.name) \(phase.rawValue)] ", console: console, heartbeat: heartbeat))
     }
 }

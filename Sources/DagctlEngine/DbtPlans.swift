@@ -104,7 +104,11 @@ public struct DbtPlans: PlanKind {
                 Explain.categorize(path: $0.path, oldPath: $0.oldPath, kind: ChangeKind(rawValue: $0.kind.rawValue)!, using: categorizer)
             }
         }
-        let decision = Explain.scope(of: changes, base: situation, categorizer: categorizer, selectDownstream: env.selectDownstream)
+        // A bare name also selects a folder (at any depth) or the project of that name.
+        var otherNames = try repo.folderNames(under: config.projectDir, at: commit)
+        if let name = paths.projectName { otherNames.insert(name) }
+        let decision = Explain.scope(of: changes, base: situation, categorizer: categorizer, selectDownstream: env.selectDownstream,
+                                     otherNames: otherNames)
         return Plan(id: Plan.id(environment: env.name, version: config.version, commit: commit.hex),
                     environment: env.name, version: config.version.text, commit: commit.hex, base: base,
                     author: try author(from: baseCommit, to: commit), createdAt: nil, changes: changes,

@@ -124,6 +124,6 @@ struct KubernetesBackend: Backend {
     /// Saves what the pod printed, for a Job that ended while nobody followed it.
     func saveLogs(_ name: String, to log: FileHandle) {
         guard let result = try? kubectl.kubectl(["logs", "job/\(name)"]), result.status == 0 else { return }
-        log.write(result.stdout)
+        log.writeSafely(result.stdout)
     }
 }

@@ -99,7 +99,7 @@ final class LocalProcessBackend: Backend {
         let command = attempt.kind.runCommand(attempt.plan, env: attempt.env, in: workspace)
         let (log, sink) = try attempt.phaseLog(.run)
         defer { try? log.close() }
-        log.write(Data("dagctl: \(command.joined(separator: " "))\n".utf8))
+        log.writeSafely("dagctl: \(command.joined(separator: " "))\n")
         sink.say(command.joined(separator: " "))
         let ended: ProcessEnd
         do {

@@ -45,9 +45,14 @@ public struct Planner {
     public func preview(_ report: EnvironmentReport, ref overrideRef: String? = nil, base overrideBase: String? = nil) -> EnvironmentReport {
         var report = report
         guard let env = report.spec, report.errors.isEmpty else { return report }
+        explainAndJudge(env, &report, ref: overrideRef, base: overrideBase)
+        report.command = report.plan.flatMap { cycle.kind(for: env).displayCommand($0, env: env) }
+        return report
+    }
+
+    private func explainAndJudge(_ env: EnvironmentSpec, _ report: inout EnvironmentReport, ref overrideRef: String?, base overrideBase: String?) {
         let envState = state.environments[env.name] ?? EnvironmentState()
         var plans = envState.plans
-        defer { report.command = report.plan.flatMap { cycle.kind(for: env).displayCommand($0, env: env) } }
         do {
             let fresh = overrideRef != nil || overrideBase != nil
             let observation = try cycle.observe(env, plans: fresh ? [] : plans, ref: overrideRef)
@@ -59,7 +64,7 @@ public struct Planner {
                 break
             case .versionWentBackwards:
                 report.errors.append(observation.decision.error(ref: observation.ref)!)
-                return report
+                return
             case .create(let supersede):
                 let base = try overrideBase.map { try repo.resolveCommit($0).hex } ?? envState.deployed?.commit
                 if fresh { plans = [] }
@@ -81,6 +86,5 @@ public struct Planner {
         } catch {
             report.errors.append("\(error)")
         }
-        return report
     }
 }

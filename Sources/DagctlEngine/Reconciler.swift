@@ -18,6 +18,8 @@ public final class Reconciler {
     /// Reports are handed out as soon as each environment is done (text output prints them then).
     let onReport: (EnvironmentReport) -> Void
     let makeBackend: BackendFactory
+    /// Set when a state write failed: the file on disk is then behind this run's view of it.
+    private var saveFailure: String?
 
     public init(planner: Planner, store: StateStore, console: FileHandle, heartbeat: TimeInterval = 15, wait: Bool = true,
                 backends: BackendFactory? = nil, onReport: @escaping (EnvironmentReport) -> Void = { _ in }) {
@@ -42,10 +44,17 @@ public final class Reconciler {
             var report = report
             if let env = report.spec, report.errors.isEmpty {
                 do {
+                    if let failure = saveFailure {
+                        throw EngineError("not reconciled: the state file could not be written (\(failure)); fix that and run again")
+                    }
                     try Interruption.check(before: "reconciling environment '\(env.name)'")
                     try reconcile(env, &report)
                 } catch { report.errors.append("\(error)") }
-                do { try record(env.name) } catch { report.errors.append("\(error)") }
+                // After a failed state write the file on disk no longer matches what this run holds:
+                // nothing more is recorded, archived or started from it.
+                if saveFailure == nil {
+                    do { try record(env.name) } catch { report.errors.append("\(error)") }
+                }
             }
             if report.actions.isEmpty && report.errors.isEmpty { report.actions.append("nothing to do") }
             onReport(report)
@@ -165,8 +174,12 @@ public final class Reconciler {
 
     private func save(_ env: String, _ envState: EnvironmentState) throws {
         guard state.environments[env] != envState else { return }
+        if let failure = saveFailure { throw EngineError("the state file could not be written (\(failure))") }
         state.environments[env] = envState
-        try store.save(state)
+        do { try store.save(state) } catch {
+            saveFailure = "\(error)"
+            throw error
+        }
     }
 
     /// Once an environment is done: its finished plans move to the history file (not during it, as
@@ -176,7 +189,10 @@ public final class Reconciler {
         try store.archive(&slim)
         if slim != state {
             state = slim
-            try store.save(state)
+            do { try store.save(state) } catch {
+                saveFailure = "\(error)"
+                throw error
+            }
         }
     }
 

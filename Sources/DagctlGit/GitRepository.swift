@@ -418,6 +418,29 @@ public final class GitRepository: @unchecked Sendable {
         return renames
     }
 
+    /// The names of every folder below `path` (the root when empty) in `commit`, at any depth.
+    public func folderNames(under path: String, at commit: ObjectID) throws(GitError) -> Set<String> {
+        let root = try tree(of: commit)
+        defer { git_tree_free(root) }
+        var start = git_tree_id(root).pointee
+        if !path.isEmpty {
+            var entry: OpaquePointer?
+            guard git_tree_entry_bypath(&entry, root, path) == 0, let entry else { return [] }
+            defer { git_tree_entry_free(entry) }
+            guard git_tree_entry_type(entry) == GIT_OBJECT_TREE else { return [] }
+            start = git_tree_entry_id(entry).pointee
+        }
+        var names = Set<String>()
+        var pending = [start]
+        while let id = pending.popLast() {
+            for child in try entries(ofTree: id) where child.isTree {
+                names.insert(String(decoding: child.name, as: UTF8.self))
+                pending.append(child.id)
+            }
+        }
+        return names
+    }
+
     // MARK: history
 
     /// The newest commit in `base..commit` (all of `commit`'s history when `base` is nil or absent)

@@ -26,8 +26,10 @@ public enum Explain {
     /// Scope and selection (SPEC §3): `all` on a first deploy, a missing base, or any test, macro, seed,
     /// snapshot or config change (on either side of a rename); `selective` when models were added,
     /// modified or renamed to a model path; `build_only` otherwise.
+    /// `otherNames` are what else dbt's selector matches by bare name (folder names, the project's
+    /// name): a model of such a name would select more than itself.
     public static func scope(of changes: [Change], base: BaseSituation, categorizer: Categorizer,
-                             selectDownstream: Bool) -> ScopeDecision {
+                             selectDownstream: Bool, otherNames: Set<String> = []) -> ScopeDecision {
         var warnings: [String] = []
         var deleted: [(name: String, path: String)] = []
         var selected: Set<String> = []
@@ -73,6 +75,11 @@ public enum Explain {
         let unsafe = selected.filter { !isSafeModelName($0) }.sorted()
         if !unsafe.isEmpty {
             warnings.append("model name\(unsafe.count == 1 ? "" : "s") \(unsafe.map { "'\($0)'" }.joined(separator: ", ")) cannot be passed to dbt --select exactly (use letters, digits, '_' and '-'); planning a full build")
+            return ScopeDecision(scope: .all, select: [], warnings: warnings)
+        }
+        let ambiguous = selected.intersection(otherNames).sorted()
+        if !ambiguous.isEmpty {
+            warnings.append("model name\(ambiguous.count == 1 ? "" : "s") \(ambiguous.map { "'\($0)'" }.joined(separator: ", ")) also name\(ambiguous.count == 1 ? "s" : "") a folder or the project, so dbt --select would run more than the model; planning a full build")
             return ScopeDecision(scope: .all, select: [], warnings: warnings)
         }
         if !selected.isEmpty {

@@ -19,29 +19,34 @@ public enum YAMLLimits {
     /// Nested lists and mappings. dbt_project.yml nests by folder; a few dozen levels at most.
     public static let maxDepth = 64
 
-    /// The first reason `text` is refused, or nil. A YAML syntax error is left to Yams to report
-    /// (it stops at the same event), so its message stays the same as before.
-    static func problem(_ text: String, file: String) -> SpecIssue? {
+    /// One pass over the events of `text`: the first reason it is refused, or else every duplicate
+    /// key up to the end of the first document. A YAML syntax error is left to Yams to report (it
+    /// stops at the same event), so its message stays the same as before; the duplicates before it
+    /// are still found.
+    static func scan(_ text: String, file: String) -> YAMLScan {
         let size = text.utf8.count
         if size > maxBytes {
-            return SpecIssue(file: file, message: "the file is too large (\(size) bytes; dagctl reads at most \(maxBytes) bytes, 1 MiB); check that this is the right file")
+            return YAMLScan(refusal: SpecIssue(file: file, message: "the file is too large (\(size) bytes; dagctl reads at most \(maxBytes) bytes, 1 MiB); check that this is the right file"))
         }
         let bytes = Array(text.utf8)
         return bytes.withUnsafeBufferPointer { buffer in
             var parser = yaml_parser_t()
-            guard yaml_parser_initialize(&parser) == 1 else { return nil }
+            guard yaml_parser_initialize(&parser) == 1 else { return YAMLScan() }
             defer { yaml_parser_delete(&parser) }
             yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING)
             yaml_parser_set_input_string(&parser, buffer.baseAddress, buffer.count)
             var scan = EventScan(file: file)
             while true {
                 var event = yaml_event_t()
-                guard yaml_parser_parse(&parser, &event) == 1 else { return nestingError(parser, file: file) }
+                guard yaml_parser_parse(&parser, &event) == 1 else {
+                    if let refusal = nestingError(parser, file: file) { return YAMLScan(refusal: refusal) }
+                    return scan.found
+                }
                 defer { yaml_event_delete(&event) }
                 switch scan.next(event) {
                 case .more: continue
-                case .done: return nil
-                case .refuse(let issue): return issue
+                case .done: return scan.found
+                case .refuse(let issue): return YAMLScan(refusal: issue)
                 }
             }
         }
@@ -59,8 +64,43 @@ public enum YAMLLimits {
     }
 }
 
-/// Walks one document's events: tracks which node is a key, how deep the nesting is, and how many
-/// nodes each anchor stands for, so that an alias costs its anchor's full size.
+/// What one pass over a file's events found.
+struct YAMLScan {
+    /// The first reason the file is refused; when set, nothing else is reported for the file.
+    var refusal: SpecIssue?
+    /// Every later occurrence of a key that its mapping already has, in file order.
+    var duplicates: [DuplicateKey] = []
+    /// Keys written in the file that start with `DuplicateKey.placeholderPrefix`, so that no
+    /// placeholder is ever one of the file's own keys.
+    var placeholderLikeKeys: Set<String> = []
+}
+
+/// A key written again in a mapping that already has it.
+///
+/// Keys are compared by their scalar value as written, after unquoting and escapes and without
+/// their tag: `ref`, `"ref"`, `'ref'` and `"r\x65f"` are one key, and so are `1` and `"1"` (which
+/// is how `MappingReader` looks keys up). Lists, mappings and aliases as keys are refused before
+/// this matters.
+struct DuplicateKey {
+    /// Placeholder keys start with this (see `MappingReader.document`).
+    static let placeholderPrefix = "dagctl-duplicate-key-"
+
+    var key: String
+    /// The key's anchor, if it has one: a replacement keeps it, so an alias to it still resolves.
+    var anchor: String?
+    /// The key's node as written, from its anchor or tag (if any) to its end: libyaml's marks, with
+    /// `index` counting Unicode scalars from the start of the text (not bytes), `line` and
+    /// `column` from 0.
+    var start: yaml_mark_t
+    var end: yaml_mark_t
+
+    /// The line of the key, from 1.
+    var line: Int { Int(start.line) + 1 }
+}
+
+/// Walks one document's events: tracks which node is a key, how deep the nesting is, how many
+/// nodes each anchor stands for (so that an alias costs its anchor's full size), and which keys
+/// each mapping has already (for duplicates).
 private struct EventScan {
     enum Step { case more, done, refuse(SpecIssue) }
 
@@ -71,6 +111,8 @@ private struct EventScan {
         var nodes = 1
         /// Children seen; in a mapping, even positions are keys.
         var children = 0
+        /// In a mapping, the keys seen so far.
+        var keys: Set<String> = []
     }
 
     let file: String
@@ -78,6 +120,7 @@ private struct EventScan {
     var anchorSizes: [String: Int] = [:]
     var total = 0
     var sawAlias = false
+    var found = YAMLScan()
 
     init(file: String) { self.file = file }
 
@@ -87,7 +130,9 @@ private struct EventScan {
         case YAML_DOCUMENT_END_EVENT, YAML_STREAM_END_EVENT:
             return .done // Yams reads one document; a second one is its error to report.
         case YAML_SCALAR_EVENT:
+            let isKey = nextIsKey
             if let refusal = child(line: line, isAlias: false, isContainer: false) { return refusal }
+            if isKey { key(event) }
             return add(1, anchor: name(event.data.scalar.anchor), line: line)
         case YAML_ALIAS_EVENT:
             if let refusal = child(line: line, isAlias: true, isContainer: false) { return refusal }
@@ -112,10 +157,16 @@ private struct EventScan {
         }
     }
 
+    /// Whether the next child of the innermost container is a key.
+    private var nextIsKey: Bool {
+        guard let last = open.last else { return false }
+        return last.isMapping && last.children % 2 == 0
+    }
+
     /// Counts a new child of the innermost container; refuses an alias or a list/mapping used as a key.
     private mutating func child(line: Int, isAlias: Bool, isContainer: Bool) -> Step? {
         guard !open.isEmpty else { return nil }
-        let isKey = open[open.count - 1].isMapping && open[open.count - 1].children % 2 == 0
+        let isKey = nextIsKey
         open[open.count - 1].children += 1
         guard isKey else { return nil }
         if isAlias {
@@ -125,6 +176,15 @@ private struct EventScan {
             return .refuse(SpecIssue(file: file, line: line, message: "a key must be plain text, not a list or mapping; write the key as text"))
         }
         return nil
+    }
+
+    /// Notes a scalar key of the innermost mapping, and any earlier occurrence of it there.
+    private mutating func key(_ event: yaml_event_t) {
+        let scalar = event.data.scalar
+        let key = scalar.value.map { String(decoding: UnsafeBufferPointer(start: $0, count: scalar.length), as: UTF8.self) } ?? ""
+        if key.hasPrefix(DuplicateKey.placeholderPrefix) { found.placeholderLikeKeys.insert(key) }
+        guard !open[open.count - 1].keys.insert(key).inserted else { return }
+        found.duplicates.append(DuplicateKey(key: key, anchor: name(scalar.anchor), start: event.start_mark, end: event.end_mark))
     }
 
     /// Adds a finished node of `size` nodes to the innermost container and the total.

@@ -28,22 +28,36 @@ public final class MappingReader {
     }
 
     /// Parses `text` and returns a reader for its top-level mapping, or nil after logging why not.
+    ///
+    /// A duplicate key does not stop the reading (Yams would refuse the whole file, hiding every
+    /// other problem): each later occurrence is reported at its line, and Yams is given a copy of
+    /// the text where that key is replaced by a placeholder. The placeholders are taken out of the
+    /// tree again, so the first occurrence's value is the one read and no reader ever sees them.
     public static func document(_ text: String, file: String, log: IssueLog) -> MappingReader? {
+        // A byte-order mark is not content (libyaml would count it as a column and see the first key indented).
+        let text = text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text
         // Before Yams sees the text: its composer can be made to spin (see YAMLLimits).
-        if let refusal = YAMLLimits.problem(text, file: file) {
+        let scan = YAMLLimits.scan(text, file: file)
+        if let refusal = scan.refusal {
             log.add(refusal)
             return nil
         }
-        let node: Node?
+        for duplicate in scan.duplicates {
+            log.add(SpecIssue(file: file, line: duplicate.line, key: excerpt(duplicate.key, limit: 64), message: duplicateMessage))
+        }
+        let rewrite = KeyRewrite(text, scan)
+        var node: Node?
         do {
-            node = try Yams.compose(yaml: text)
+            node = try Yams.compose(yaml: rewrite?.text ?? text)
         } catch let error as YamlError {
-            log.add(describe(error, file: file, text: text))
+            if case .duplicatedKeysInMapping = error, !scan.duplicates.isEmpty { return nil } // reported above
+            log.add(describe(error, file: file, rewrite: rewrite))
             return nil
         } catch {
             log.add(SpecIssue(file: file, message: "cannot parse YAML: \(error)"))
             return nil
         }
+        if let rewrite, let composed = node { node = rewrite.strip(composed) }
         guard let node else {
             log.add(SpecIssue(file: file, line: 1, message: "the file is empty; expected a mapping of keys"))
             return nil
@@ -54,6 +68,8 @@ public final class MappingReader {
         }
         return MappingReader(file: file, mapping: mapping, keyPrefix: "", log: log)
     }
+
+    static let duplicateMessage = "duplicate key; each key may appear only once"
 
     private func issue(_ key: String, _ node: Node?, _ message: String) {
         log.add(SpecIssue(file: file, line: node?.mark?.line ?? line, key: keyPrefix + key, message: message))
@@ -250,34 +266,116 @@ public final class MappingReader {
         return ""
     }
 
-    static func describe(_ error: YamlError, file: String, text: String) -> SpecIssue {
+    /// `rewrite`, when Yams read a rewritten text, gives back the column as the user wrote it.
+    static func describe(_ error: YamlError, file: String, rewrite: KeyRewrite? = nil) -> SpecIssue {
         switch error {
         case let .scanner(context, problem, mark, _), let .parser(context, problem, mark, _), let .composer(context, problem, mark, _):
             let ctx = context.map { " (\($0.text))" } ?? ""
-            return SpecIssue(file: file, line: mark.line, message: "malformed YAML: \(problem)\(ctx) at column \(mark.column)")
+            let column = rewrite?.originalColumn(line: mark.line, column: mark.column) ?? mark.column
+            return SpecIssue(file: file, line: mark.line, message: "malformed YAML: \(problem)\(ctx) at column \(column)")
         case let .duplicatedKeysInMapping(duplicates, context):
-            let key = duplicates.first ?? "?"
-            return SpecIssue(file: file, line: secondOccurrence(of: key, in: text) ?? context.mark.line, key: key,
-                             message: "duplicate key; each key may appear only once")
+            // Not reached: the scan finds every duplicate Yams would (see DuplicateKey).
+            return SpecIssue(file: file, line: context.mark.line, key: duplicates.first.map { excerpt($0, limit: 64) },
+                             message: duplicateMessage)
         case let .reader(problem, _, _, _):
             return SpecIssue(file: file, message: "cannot read the file as UTF-8 YAML: \(problem)")
         default:
             return SpecIssue(file: file, message: "cannot parse YAML: \(error)")
         }
     }
+}
 
-    /// The line where `key:` is written a second time, for a precise duplicate-key report.
-    static func secondOccurrence(of key: String, in text: String) -> Int? {
-        var seen = 0
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            var line = raw.drop { $0 == " " || $0 == "\t" }
-            if line.hasPrefix("- ") { line = line.dropFirst(2).drop { $0 == " " } }
-            for prefix in ["\(key):", "\"\(key)\":", "'\(key)':"] where line.hasPrefix(prefix) {
-                seen += 1
-                if seen == 2 { return i + 1 }
-            }
+/// A copy of a file's text in which every later duplicate key is replaced by a placeholder key,
+/// so that Yams composes it; the lines stay where they were.
+///
+/// A replacement covers the key's node as written (with its tag and anchor, and quotes if it is
+/// quoted) and becomes `"dagctl-duplicate-key-N"`, quoted so that it ends where any key may end
+/// (`{"a":1}` too). An anchor on the key is kept in front of it so an alias to it still resolves
+/// (to the placeholder text). A key written over several lines (`? ...`) keeps its line breaks, so
+/// every later line keeps its number; only columns on the key's own last line move, and
+/// `originalColumn` moves them back for Yams' error messages.
+struct KeyRewrite {
+    let text: String
+    let placeholders: Set<String>
+    /// For a 0-based line: from which column of the rewritten text (ascending) how much to add to
+    /// get the column in the original text.
+    private var shifts: [Int: [(from: Int, add: Int)]] = [:]
+
+    /// Nil when there is nothing to replace.
+    init?(_ original: String, _ scan: YAMLScan) {
+        guard !scan.duplicates.isEmpty else { return nil }
+        let bytes = Array(original.utf8)
+        // libyaml's `index` counts Unicode scalars: find the byte offset of each scalar index needed,
+        // in one pass (the keys come in text order and do not overlap).
+        let wanted = scan.duplicates.flatMap { [Int($0.start.index), Int($0.end.index)] }
+        var offsets: [Int] = []
+        offsets.reserveCapacity(wanted.count)
+        var scalar = 0
+        for (offset, byte) in bytes.enumerated() where byte & 0xC0 != 0x80 {
+            while offsets.count < wanted.count, wanted[offsets.count] == scalar { offsets.append(offset) }
+            if offsets.count == wanted.count { break }
+            scalar += 1
         }
-        return nil
+        while offsets.count < wanted.count, wanted[offsets.count] == scalar { offsets.append(bytes.count) }
+        guard offsets.count == wanted.count else { return nil }
+
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + scan.duplicates.count * 32)
+        var placeholders: Set<String> = []
+        var cursor = 0
+        var counter = 0
+        var last: (line: Int, add: Int) = (-1, 0)
+        for (i, duplicate) in scan.duplicates.enumerated() {
+            let start = offsets[2 * i], end = offsets[2 * i + 1]
+            guard cursor <= start, start <= end else { return nil }
+            var placeholder: String
+            repeat {
+                counter += 1
+                placeholder = DuplicateKey.placeholderPrefix + String(counter)
+            } while scan.placeholderLikeKeys.contains(placeholder)
+            placeholders.insert(placeholder)
+            var replacement = duplicate.anchor.map { "&\($0) " } ?? ""
+            // An empty key right after '?' needs a space, or '?"' would start a plain scalar.
+            if start == end, start > 0, bytes[start - 1] == UInt8(ascii: "?") { replacement = " " + replacement }
+            replacement += "\"\(placeholder)\""
+            let startLine = Int(duplicate.start.line), endLine = Int(duplicate.end.line)
+            out.append(contentsOf: bytes[cursor..<start])
+            out.append(contentsOf: replacement.utf8)
+            out.append(contentsOf: repeatElement(UInt8(ascii: "\n"), count: endLine - startLine))
+            cursor = end
+            // Columns after the replacement, on its last line.
+            let startColumn = Int(duplicate.start.column), endColumn = Int(duplicate.end.column)
+            let newEnd = startLine == endLine
+                ? startColumn - (last.line == startLine ? last.add : 0) + replacement.unicodeScalars.count
+                : 0
+            last = (endLine, endColumn - newEnd)
+            shifts[endLine, default: []].append((from: newEnd, add: last.add))
+        }
+        out.append(contentsOf: bytes[cursor...])
+        text = String(decoding: out, as: UTF8.self)
+        self.placeholders = placeholders
+    }
+
+    /// The column (from 1) in the original text of Yams' `line` and `column` (from 1) in `text`.
+    func originalColumn(line: Int, column: Int) -> Int {
+        guard let moves = shifts[line - 1], let move = moves.last(where: { $0.from <= column - 1 }) else { return column }
+        return column + move.add
+    }
+
+    /// `node` without the placeholder keys and their values.
+    func strip(_ node: Node) -> Node {
+        switch node {
+        case .mapping(let mapping):
+            let pairs = mapping.compactMap { pair -> (Node, Node)? in
+                if case .scalar(let key) = pair.key, placeholders.contains(key.string) { return nil }
+                return (pair.key, strip(pair.value))
+            }
+            return .mapping(Node.Mapping(pairs, mapping.tag, mapping.style, mapping.mark, mapping.anchor))
+        case .sequence(let sequence):
+            return .sequence(Node.Sequence(sequence.map(strip), sequence.tag, sequence.style, sequence.mark, sequence.anchor))
+        case .scalar, .alias:
+            return node
+        }
     }
 }
 

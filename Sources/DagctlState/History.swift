@@ -86,7 +86,10 @@ extension StateStore {
                 read.plans.append(plan)
             }
         }
-        if !torn.isEmpty {
+        // A whole record that only lacks its newline (a hand edit, say) is a record.
+        if !torn.isEmpty, let plan = try? decoder.decode(Plan.self, from: Data(torn)), plan.problems(environment: env, at: "plan").isEmpty {
+            if let i = index[plan.id] { read.plans[i] = plan } else { read.plans.append(plan) }
+        } else if !torn.isEmpty {
             read.warnings.append("\(path) line \(lines.count + 1) has no newline: a write cut short by a crash or a full disk; "
                 + "skipped (the next archive removes it and appends its plan again from the state file)")
         }
@@ -121,8 +124,10 @@ extension StateStore {
         }
         try? FileManager.default.createDirectory(atPath: historyDirectory, withIntermediateDirectories: true)
         let isNew = access(path, F_OK) != 0
-        let fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw .writeFailed(path: path, reason: String(cString: strerror(errno))) }
+        let fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard fd >= 0 else {
+            throw .writeFailed(path: path, reason: errno == ELOOP ? "it is a symbolic link; history files must be dagctl's own regular files" : String(cString: strerror(errno)))
+        }
         defer { close(fd) }
         let before = try Self.cutTornTail(fd, path: path)
         var failure: String?
@@ -181,6 +186,14 @@ extension StateStore {
                 break scan
             }
             end = start
+        }
+        // A last line that is a whole record and only lacks its newline is kept: it gets the newline.
+        if keep < size {
+            var tail = [UInt8](repeating: 0, count: Int(size - keep))
+            if pread(fd, &tail, tail.count, keep) == tail.count, (try? JSONDecoder().decode(Plan.self, from: Data(tail))) != nil {
+                guard write(fd, "\n", 1) == 1 else { throw .writeFailed(path: path, reason: String(cString: strerror(errno))) }
+                return size + 1
+            }
         }
         if keep < size, ftruncate(fd, keep) != 0 {
             throw .writeFailed(path: path, reason: "cannot cut off its torn last line: \(String(cString: strerror(errno)))")

@@ -142,7 +142,9 @@ public struct StateStore: Sendable {
             throw .writeFailed(path: path, reason: "cannot create \(dir): \(error.localizedDescription)")
         }
         let temp = "\(dir)/.\((path as NSString).lastPathComponent).tmp-\(getpid())"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        // A fresh file of our own: whatever was at the temporary name (a link, say) is removed first.
+        unlink(temp)
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard fd >= 0 else { throw .writeFailed(path: path, reason: String(cString: strerror(errno))) }
         var failure: String?
         data.withUnsafeBytes { raw in
@@ -197,8 +199,12 @@ public final class StateLock: @unchecked Sendable {
     public static func acquire(_ store: StateStore, command: String) throws(StateError) -> StateLock {
         let path = store.lockPath
         try? FileManager.default.createDirectory(atPath: store.directory, withIntermediateDirectories: true)
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw .lockFailed(path: path, reason: String(cString: strerror(errno))) }
+        // Never through a link: the lock file is truncated, and a link could point anywhere.
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard fd >= 0 else {
+            let reason = errno == ELOOP ? "it is a symbolic link; remove it (dagctl makes its own)" : String(cString: strerror(errno))
+            throw .lockFailed(path: path, reason: reason)
+        }
         var rc: Int32
         repeat { rc = flock(fd, LOCK_EX | LOCK_NB) } while rc != 0 && errno == EINTR
         if rc != 0 {

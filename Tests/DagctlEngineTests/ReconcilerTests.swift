@@ -16,6 +16,8 @@ final class FakeBackend: Backend, @unchecked Sendable {
     var failure: Error?
     /// When set, a build makes its folder and records this virtualenv, as the local backend does.
     var virtualenv: String?
+    /// Runs at the start of every build, for tests that change the world under the engine.
+    var onBuild: ((AttemptContext) throws -> Void)?
     private(set) var calls: [String] = []
 
     init(_ results: [Attempt.Phase: [PhaseResult]] = [:]) { self.results = results }
@@ -23,6 +25,7 @@ final class FakeBackend: Backend, @unchecked Sendable {
     func advance(_ phase: Attempt.Phase, _ attempt: AttemptContext) throws -> PhaseResult {
         calls.append("\(attempt.plan.id) \(phase.rawValue) #\(attempt.n)")
         if let failure { throw failure }
+        if phase == .build { try onBuild?(attempt) }
         if phase == .build, let virtualenv {
             try FileManager.default.createDirectory(atPath: attempt.layout.build(attempt.plan.id, attempt: attempt.n), withIntermediateDirectories: true)
             try FileManager.default.createDirectory(atPath: "\(attempt.layout.virtualenvs)/\(virtualenv)", withIntermediateDirectories: true)
@@ -209,6 +212,25 @@ struct ReconcilerTests {
         #expect(builds == [try #require(e.dev.deployed?.plan)], "only the deployed plan's build is kept")
         let kept = Set(try FileManager.default.contentsOfDirectory(atPath: layout.virtualenvs))
         #expect(kept == Set(venvs.suffix(2)), "the virtualenvs of the last two deployments")
+    }
+
+    /// Once a state write fails (a full disk, a folder gone), the file on disk is behind the run:
+    /// nothing more is recorded, archived or started.
+    @Test func afterAFailedStateWriteNothingMoreHappens() throws {
+        let e = EngineFixture()
+        e.f.desired.write("environments/dev2.yaml", "ref: main\nrequired_approvals: 0\n")
+        e.backend.onBuild = { attempt in
+            // The state folder turns into a file: every later write fails.
+            try FileManager.default.removeItem(atPath: e.stateDir.path)
+            FileManager.default.createFile(atPath: e.stateDir.path, contents: Data("x".utf8))
+        }
+        let planner = Planner(repo: try GitRepository.open(e.f.repo.path), desired: DesiredState.load(e.f.desired.path),
+                              state: StateFile(), layout: e.store.layout, verify: { _, _, _ in nil })
+        let reports = Reconciler(planner: planner, store: e.store, console: FileHandle(forWritingAtPath: "/dev/null")!,
+                                 backends: { _, _ in e.backend }).run(environments: ["dev", "dev2"])
+        #expect(reports[0].errors.contains { $0.contains("cannot write") }, "\(reports[0].errors)")
+        #expect(reports[1].errors.contains { $0.contains("not reconciled: the state file could not be written") }, "\(reports[1].errors)")
+        #expect(!e.backend.calls.contains { $0.hasPrefix("dev2-") }, "dev2 never started")
     }
 
     @Test func aBackendThatThrowsLeavesThePlanAndReportsTheError() throws {

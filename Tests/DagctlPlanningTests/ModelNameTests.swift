@@ -21,3 +21,18 @@ struct ModelNameTests {
         #expect(decision.select == [name])
     }
 }
+
+@Suite("model names that dbt's selector reads as more")
+struct AmbiguousModelNameTests {
+    @Test func aModelNamedLikeAFolderOrTheProjectBuildsEverything() {
+        for name in ["staging", "shop"] {
+            let decision = Explain.scope(of: [change("models/marts/\(name).sql")], base: .known, categorizer: rootProject,
+                                         selectDownstream: false, otherNames: ["staging", "marts", "shop"])
+            #expect(decision.scope == .all, "\(name)")
+            #expect(decision.warnings.contains { $0.contains("also names a folder or the project") })
+        }
+        let fine = Explain.scope(of: [change("models/marts/customers.sql")], base: .known, categorizer: rootProject,
+                                 selectDownstream: false, otherNames: ["staging", "marts", "shop"])
+        #expect(fine.select == ["customers"])
+    }
+}

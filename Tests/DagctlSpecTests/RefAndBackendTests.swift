@@ -33,6 +33,19 @@ struct RefAndBackendTests {
         #expect(error.description.contains("dev.yaml:4: 'backend.timeout_seconds': 0 is out of range"), "\(error)")
     }
 
+    /// dbt renders Jinja in path settings before it uses them: `{{ '..' }}` passes a literal check.
+    @Test func computedPathsAreRefused() {
+        let text = "name: x\npackages-install-path: \"{{ '..' }}/{{ '..' }}/history\"\nmodel-paths: [\"{% if true %}models{% endif %}\"]\n"
+        do {
+            _ = try DbtPaths.parse(text, file: "dbt_project.yml")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.description.contains("dbt_project.yml:2: 'packages-install-path':"), "\(error)")
+            #expect(error.description.contains("is computed by dbt (Jinja)"))
+            #expect(error.issues.count == 2, "\(error)")
+        }
+    }
+
     @Test func dbtOutputPathsStayInTheProject() {
         let text = "name: x\npackages-install-path: ../../history\ntarget-path: /tmp/t\ndocs-paths: [\"../..\"]\n"
         do {
@@ -44,5 +57,13 @@ struct RefAndBackendTests {
             #expect(d.contains("dbt_project.yml:3: 'target-path': '/tmp/t' must be relative"), "\(d)")
             #expect(d.contains("dbt_project.yml:4: 'docs-paths'"), "\(d)")
         }
+    }
+}
+
+@Suite("byte-order marks")
+struct ByteOrderMarkTests {
+    @Test func aFileStartingWithABOMReadsLikeOneWithout() throws {
+        let env = try EnvironmentSpec.parse("\u{FEFF}ref: main\nprotected: false\n", name: "dev", file: "dev.yaml", members: nil)
+        #expect(env.ref == "main")
     }
 }

@@ -23,7 +23,7 @@ struct HistoryTests {
     }
 
     /// A kill or a full disk can stop a write after any byte. Wherever the file ends, the reader returns the
-    /// records whose newline made it to disk (and at most one warning), and the next archive — which still
+    /// records that made it to disk whole (their newline aside; and at most one warning), and the next archive — which still
     /// has the cut records' plans in the state file — leaves a file of whole lines holding every record.
     @Test func everyCutKeepsTheWholeRecordsAndTheNextAppendRepairsIt() throws {
         let source = TemporaryDirectory()
@@ -37,10 +37,11 @@ struct HistoryTests {
         var failures: [String] = []
         for cut in 0...full.count {
             try full.prefix(cut).write(to: URL(fileURLWithPath: path))
-            let whole = ends.filter { $0 <= cut }.count
+            // A record whose bytes all made it but its newline is whole (and gets its newline back).
+            let whole = ends.filter { $0 <= cut + 1 }.count
             let read = store.readHistory("prod")
             if read.plans != Array(plans.prefix(whole)) { failures.append("cut \(cut): read \(read.plans.map(\.version))") }
-            let torn = cut > 0 && !ends.contains(cut)
+            let torn = cut > 0 && !ends.contains(cut) && !ends.contains(cut + 1)
             if read.warnings.count != (torn ? 1 : 0) { failures.append("cut \(cut): warnings \(read.warnings)") }
             if torn, !(read.warnings.first ?? "").contains("line \(whole + 1) has no newline") { failures.append("cut \(cut): \(read.warnings)") }
 
@@ -48,11 +49,26 @@ struct HistoryTests {
             try store.archive(&state)
             let after = try #require(Samples.bytes(path))
             let again = store.readHistory("prod")
-            if !everyLineIsAPlan(after) || again.plans != plans || !again.warnings.isEmpty {
+            // (A last record lacking only its newline gets it back with the next append that writes something.)
+            let complete = after.last == UInt8(ascii: "\n") ? after : after + Data("\n".utf8)
+            if !everyLineIsAPlan(complete) || again.plans != plans || !again.warnings.isEmpty {
                 failures.append("cut \(cut): after an append, \(again.plans.map(\.version)) \(again.warnings)")
             }
         }
         #expect(failures.isEmpty, "\(failures.prefix(5))")
+    }
+
+    @Test func aWholeLastRecordWithoutItsNewlineIsKept() throws {
+        let dir = TemporaryDirectory()
+        let store = StateStore(path: dir.file("state.json"))
+        let (plans, full) = try writeHistory(store)
+        try full.dropLast().write(to: URL(fileURLWithPath: store.historyDirectory + "/prod.jsonl"))
+        #expect(store.readHistory("prod").plans == plans)
+        #expect(store.readHistory("prod").warnings.isEmpty)
+        var state = StateFile(environments: ["prod": EnvironmentState(plans: [Samples.plan(7), Samples.plan(9, status: .pending)])])
+        try store.archive(&state)
+        #expect(store.readHistory("prod").plans == plans + [Samples.plan(7)], "the record got its newline back, not cut")
+        #expect(everyLineIsAPlan(try #require(Samples.bytes(store.historyDirectory + "/prod.jsonl"))))
     }
 
     @Test func badLinesAreSkippedAndReported() throws {

@@ -85,3 +85,34 @@ struct StateSafetyTests {
         }
     }
 }
+
+@Suite("links in the state folder")
+struct StateFolderLinkTests {
+    /// The lock file is truncated when taken: through a link it would empty a file elsewhere.
+    @Test func aLinkedLockFileIsRefusedAndItsTargetUntouched() throws {
+        let dir = TemporaryDirectory()
+        let victim = dir.file("victim")
+        dir.write("victim", "precious data\n")
+        try FileManager.default.createDirectory(atPath: dir.file("state"), withIntermediateDirectories: true)
+        #expect(symlink(victim, dir.file("state/state.json.lock")) == 0)
+        let store = StateStore(path: dir.file("state/state.json"))
+        #expect {
+            _ = try StateLock.acquire(store, command: "test")
+        } throws: { error in
+            guard case StateError.lockFailed(_, let reason) = error else { return false }
+            return reason.contains("symbolic link")
+        }
+        #expect(dir.read("victim") == "precious data\n")
+    }
+
+    @Test func aLinkedHistoryFileIsNotAppendedThrough() throws {
+        let dir = TemporaryDirectory()
+        dir.write("victim", "precious data\n")
+        try FileManager.default.createDirectory(atPath: dir.file("state/history"), withIntermediateDirectories: true)
+        #expect(symlink(dir.file("victim"), dir.file("state/history/prod.jsonl")) == 0)
+        let store = StateStore(path: dir.file("state/state.json"))
+        var state = StateFile(environments: ["prod": EnvironmentState(plans: [Samples.plan(1), Samples.plan(2, status: .pending)])])
+        #expect(throws: StateError.self) { try store.archive(&state) }
+        #expect(dir.read("victim") == "precious data\n")
+    }
+}

@@ -42,3 +42,39 @@ struct HostileRepositoryDeployTests {
         #expect(outside.read("secret.csv") == "id,secret\n1,hunter2\n")
     }
 }
+
+/// A full disk under the state folder: dagctl reports and exits 1, never crashes, and a later run with
+/// room again finishes the job from a state that is whole.
+@Suite("a full disk", .serialized)
+struct FullDiskTests {
+    static let canMount: Bool = {
+        let probe = TemporaryDirectory("dagctl-mount-probe")
+        guard run("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", probe.path]).status == 0 else { return false }
+        run("umount", [probe.path])
+        return true
+    }()
+
+    @Test(.enabled(if: canMount, "needs root and mount -t tmpfs"))
+    func reconcileOnAFullStateFolderExitsOneAndRecovers() throws {
+        let ws = DeployWorkspace()
+        try FileManager.default.createDirectory(atPath: ws.stateDir, withIntermediateDirectories: true)
+        #expect(run("mount", ["-t", "tmpfs", "-o", "size=200k", "tmpfs", ws.stateDir]).status == 0)
+        defer { run("umount", ["-l", ws.stateDir]) }
+        let full = ws.dagctl("reconcile")
+        #expect(full.status == 1, "a reported failure, not a crash: \(full.status)\n\(full.stderr.suffix(600))")
+        #expect(!full.stderr.contains("Fatal error"))
+        // Room again (the same files, on the real disk): the next runs recover and deploy.
+        let saved = TemporaryDirectory("dagctl-saved")
+        run("cp", ["-a", ws.stateDir + "/.", saved.path])
+        run("umount", ["-l", ws.stateDir])
+        run("cp", ["-a", saved.path + "/.", ws.stateDir])
+        var last = ws.dagctl("reconcile")
+        if try ws.devPlans().last?["status"] as? String == "failed", let id = try ws.devPlans().last?["id"] as? String {
+            #expect(ws.dagctl("retry", id, "--as", "alice").status == 0)
+            last = ws.dagctl("reconcile")
+        }
+        #expect(last.status == 0, "\(last.stdout)\n\(last.stderr)")
+        #expect(try ws.deployedVersion() == "1")
+        #expect(stateSchemaProblems(ws.statePath) == "")
+    }
+}
