@@ -4,35 +4,22 @@ import DagctlSpec
 /// commit, scope, selection or decision.
 public enum SignedPayload {
     public static func approval(plan: Plan, decision: ApprovalFile.Decision, by: String, comment: String?) -> String {
-        """
-        dagctl-approval-v2
-        plan: \(plan.id)
-        environment: \(plan.environment)
-        commit: \(plan.commit)
-        scope: \(plan.scope.rawValue)
-        select: \(plan.select.joined(separator: " "))
-        decision: \(decision.rawValue)
-        by: \(by)
-        comment: \((comment ?? "").replacingOccurrences(of: "\n", with: "\\n"))
-
-        """
+        lines(["dagctl-approval-v2"] + decided(plan, decision, by) + ["comment: \((comment ?? "").replacingOccurrences(of: "\n", with: "\\n"))"])
     }
 
     /// The first payload (no comment line). No longer accepted: a comment shown under a member's name
     /// must be the member's words; a file signed this way is reported as such.
     public static func approvalV1(plan: Plan, decision: ApprovalFile.Decision, by: String) -> String {
-        """
-        dagctl-approval-v1
-        plan: \(plan.id)
-        environment: \(plan.environment)
-        commit: \(plan.commit)
-        scope: \(plan.scope.rawValue)
-        select: \(plan.select.joined(separator: " "))
-        decision: \(decision.rawValue)
-        by: \(by)
-
-        """
+        lines(["dagctl-approval-v1"] + decided(plan, decision, by))
     }
+
+    private static func decided(_ plan: Plan, _ decision: ApprovalFile.Decision, _ by: String) -> [String] {
+        ["plan: \(plan.id)", "environment: \(plan.environment)", "commit: \(plan.commit)", "scope: \(plan.scope.rawValue)",
+         "select: \(plan.select.joined(separator: " "))", "decision: \(decision.rawValue)", "by: \(by)"]
+    }
+
+    /// Every line ends in a newline.
+    private static func lines(_ lines: [String]) -> String { lines.map { $0 + "\n" }.joined() }
 
     public static func retry(plan: Plan, retries: Int, by: String) -> String {
         """
