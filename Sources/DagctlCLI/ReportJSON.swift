@@ -21,12 +21,14 @@ enum ReportJSON {
             fields.append(("protected", .bool(spec.protected)))
             fields.append(("backend", .string(spec.backend.kindName)))
         }
+        if let inSync = r.inSync { fields.append(("in_sync", .string(inSync))) }
         if !r.actions.isEmpty { fields.append(("actions", .strings(r.actions))) }
+        if !r.notes.isEmpty { fields.append(("notes", .strings(r.notes))) }
         return .object(fields)
     }
 
     static func deployment(_ d: Deployment) -> JSONValue {
-        .object([("commit", .string(d.commit)), ("version", .string(d.version)), ("plan", .string(d.plan)),
+        .object([("commit", .string(d.commit)), ("version", d.version.isEmpty ? .null : .string(d.version)), ("plan", .string(d.plan)),
                  ("deployed_at", .string(d.deployedAt))])
     }
 
@@ -34,12 +36,12 @@ enum ReportJSON {
         var fields: [(String, JSONValue)] = [
             ("id", .string(p.id)),
             ("status", .string(p.status.rawValue)),
-            ("version", .string(p.version)),
+            ("version", p.version.isEmpty ? .null : .string(p.version)),
             ("base", .string(p.base)),
             ("commit", .string(p.commit)),
             ("author", .string(p.author)),
             ("commits_behind", .int(r.commitsBehind)),
-            ("changes", .array(p.changes.map(change))),
+            ("changes", .array(p.scope == .sqlmesh ? (p.models ?? []).map(model) : p.changes.map(change))),
             ("scope", .string(p.scope.rawValue)),
             ("select", .strings(p.select)),
             ("command", r.command.map(JSONValue.strings) ?? .null),
@@ -72,6 +74,11 @@ enum ReportJSON {
     static func change(_ c: Change) -> JSONValue {
         .object([("path", .string(c.path)), ("old_path", .string(c.oldPath)),
                  ("change", .string(c.change.rawValue)), ("category", .string(c.category.rawValue))])
+    }
+
+    static func model(_ m: ModelChange) -> JSONValue {
+        .object([("model", .string(m.model)), ("change", .string(m.change.rawValue)), ("category", .string(m.category)),
+                 ("backfill", .array(m.backfill.map(JSONValue.strings)))])
     }
 
     static func approval(_ v: ApprovalVerdict) -> JSONValue {

@@ -17,8 +17,9 @@ enum ReportMarkdown {
         if let spec = r.spec { out += spec.protected ? " (protected)" : " (unprotected)" }
         out += "\n\n| | |\n|---|---|\n"
         if let ref = r.ref { out += "| ref | \(code(ref))\(r.head.map { " @ " + code(ReportText.short($0)) } ?? "") |\n" }
+        if let inSync = r.inSync { out += "| sqlmesh | in sync at \(code(ReportText.short(inSync))) |\n" }
         if let d = r.deployed {
-            out += "| deployed | \(code(d.plan)), version \(d.version), commit \(code(ReportText.short(d.commit))) |\n"
+            out += "| deployed | \(code(d.plan))\(d.version.isEmpty ? "" : ", version \(d.version)"), commit \(code(ReportText.short(d.commit))) |\n"
         } else {
             out += "| deployed | nothing yet |\n"
         }
@@ -28,6 +29,7 @@ enum ReportMarkdown {
             case .selective: out += "| scope | selective: \(p.select.map(code).joined(separator: " ")) |\n"
             case .all: out += "| scope | all |\n"
             case .buildOnly: out += "| scope | build_only (no dbt run) |\n"
+            case .sqlmesh: out += "| scope | sqlmesh\(p.base.map { " on SQLMesh plan " + code(String($0.prefix(12))) } ?? "") |\n"
             }
             if let command = r.command { out += "| command | \(code(command.joined(separator: " "))) |\n" }
             if let review = r.approvals {
@@ -44,6 +46,14 @@ enum ReportMarkdown {
                 out += "\n"
                 for v in review.verdicts {
                     out += v.valid ? "- ✅ \(v.by) \(v.decision?.rawValue ?? "")\n" : "- ❌ \(v.by): \(cell(v.reason ?? ""))\n"
+                }
+            }
+            if let models = p.models, !models.isEmpty {
+                out += "\n| change | model | category | backfill |\n|---|---|---|---|\n"
+                for kind in ModelChange.Kind.allCases {
+                    for m in models where m.change == kind {
+                        out += "| \(kind.rawValue) | \(code(m.model)) | \(m.category ?? "") | \(cell(m.backfill.map { $0.joined(separator: " – ") }.joined(separator: ", "))) |\n"
+                    }
                 }
             }
             if !p.changes.isEmpty {

@@ -28,26 +28,30 @@ enum ReportText {
         func more(_ text: String) { lines.append(String(repeating: " ", count: 13) + text) }
 
         if let d = r.deployed {
-            row("deployed", "\(d.plan)  version \(d.version)  commit \(short(d.commit))")
+            row("deployed", "\(d.plan)" + (d.version.isEmpty ? "" : "  version \(d.version)") + "  commit \(short(d.commit))")
         } else if r.spec != nil {
             row("deployed", "nothing yet")
         }
+        if let inSync = r.inSync { row("sqlmesh", "in sync at \(short(inSync))") }
+        for note in r.notes { row("note", note) }
         if let p = r.plan {
             var text = "\(p.id)  \(p.status.rawValue)"
             if r.isNewPlan { text += "  (new)" }
             if let author = p.author { text += "  author \(author)" }
             row("plan", text)
             if r.commitsBehind > 0 {
-                more("\(r.ref ?? "head") is \(r.commitsBehind) commit\(r.commitsBehind == 1 ? "" : "s") ahead of this plan; bump the version to plan them")
+                more("\(r.ref ?? "head") is \(r.commitsBehind) commit\(r.commitsBehind == 1 ? "" : "s") ahead of this plan"
+                     + (p.scope == .sqlmesh ? "" : "; bump the version to plan them"))
             }
             if let reason = p.statusReason { more(reason) }
             if !r.supersedes.isEmpty { more("supersedes \(r.supersedes.joined(separator: ", "))") }
             if !r.waitingFor.isEmpty { more("waits for \(r.waitingFor.joined(separator: ", ")) to finish") }
-            changes(p, r, row: row, more: more)
+            if p.scope == .sqlmesh { models(p, r, row: row, more: more) } else { changes(p, r, row: row, more: more) }
             switch p.scope {
             case .selective: row("scope", "selective: \(p.select.joined(separator: " "))")
             case .all: row("scope", "all")
             case .buildOnly: row("scope", "build_only (build phase only, no dbt run)")
+            case .sqlmesh: row("scope", "sqlmesh" + (p.base.map { ", on SQLMesh plan \($0.prefix(12))" } ?? ", first plan of the SQLMesh environment"))
             }
             if let command = r.command { row("command", command.joined(separator: " ")) }
             approvals(r, row: row, more: more)
@@ -104,6 +108,23 @@ enum ReportText {
             if group.count > maxPathsPerCategory {
                 more("\(String(repeating: " ", count: 9)) … and \(group.count - maxPathsPerCategory) more")
             }
+        }
+    }
+
+    /// A SQLMesh plan's models, grouped by change type like dbt plans' files by category.
+    static func models(_ p: Plan, _ r: EnvironmentReport, row: (String, String) -> Void, more: (String) -> Void) {
+        let models = p.models ?? []
+        row("changes", models.isEmpty ? "none" : "\(models.count) model\(models.count == 1 ? "" : "s")")
+        for kind in ModelChange.Kind.allCases {
+            let group = models.filter { $0.change == kind }
+            for (i, m) in group.prefix(maxPathsPerCategory).enumerated() {
+                let label = (i == 0 ? kind.rawValue : "").padding(toLength: 19, withPad: " ", startingAt: 0)
+                var text = "\(label) \(m.model)"
+                if let category = m.category { text += "  \(category)" }
+                if !m.backfill.isEmpty { text += "  backfill " + m.backfill.map { $0.count == 2 && $0[0] == $0[1] ? $0[0] : $0.joined(separator: "..") }.joined(separator: ", ") }
+                more(text)
+            }
+            if group.count > maxPathsPerCategory { more("\(String(repeating: " ", count: 19)) … and \(group.count - maxPathsPerCategory) more") }
         }
     }
 

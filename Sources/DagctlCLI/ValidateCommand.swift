@@ -20,7 +20,7 @@ struct ValidateCommand: ParsableCommand {
             for env in state.environments {
                 do {
                     let head = try git.resolveRef(env.ref)
-                    _ = try cycle.kind(for: env).explain(env: env, head: head, base: head.hex, label: env.ref)
+                    try cycle.kind(at: head, label: env.ref).check(env: env, head: head, label: env.ref)
                 } catch {
                     problems.append("\(env.file): environment '\(env.name)': \(error)")
                 }

@@ -3,7 +3,7 @@ import DagctlPlanning
 import DagctlState
 
 /// Takes a due plan's attempt through its phases on a backend — start the attempt, build, run when the
-/// plan has a run phase, confirm — recording every status change through the context. What a phase
+/// plan has a run phase, confirm with the plan kind — recording every status change through the context. What a phase
 /// does is the backend's; what comes next is decided here, the same for every backend and plan kind.
 struct AttemptRunner {
     let backend: Backend
@@ -39,6 +39,14 @@ struct AttemptRunner {
                 }
             case .succeeded:
                 if phase == .build { context.notes.append("build_only: no dbt run") }
+                let check = ExplainContext { [backend] commit, command in
+                    try backend.inspect(commit, env: context.env, kind: context.kind, command: command)
+                }
+                if phase == .run, let problem = try context.kind.confirm(context.plan, env: context.env, context: check) {
+                    try context.record { $0.failAttempt(problem, at: Timestamp.now()) }
+                    context.notes.append(context.plan.statusReason!)
+                    continue
+                }
                 try context.record { $0.succeedAttempt(at: Timestamp.now()) }
             }
         }

@@ -16,7 +16,10 @@ public protocol Backend {
     func recover(_ plan: Plan, env: EnvironmentSpec) -> Recovery
     /// The objects the plan's next (or current) attempt creates, as JSON texts, for review; empty
     /// where a backend creates none.
-    func manifests(for plan: Plan, env: EnvironmentSpec) -> [String]
+    func manifests(for plan: Plan, env: EnvironmentSpec, kind: PlanKind) -> [String]
+    /// Runs a short helper of the plan kind (SQLMesh's explain) where the project at `commit` is
+    /// prepared, and returns its standard output.
+    func inspect(_ commit: ObjectID, env: EnvironmentSpec, kind: PlanKind, command: (Workspace) -> [String]) throws -> Data
 }
 
 public enum PhaseResult: Sendable, Equatable {
@@ -92,16 +95,16 @@ public final class AttemptContext {
 }
 
 /// Makes the backend of an environment (tests pass one that makes fakes).
-public typealias BackendFactory = (_ env: EnvironmentSpec, _ kind: PlanKind) -> Backend
+public typealias BackendFactory = (_ env: EnvironmentSpec) -> Backend
 
 /// The backend for an environment: the one place that maps `backend.kind` to an implementation.
 /// A new backend is one new file with a conformer and one case here.
 public enum Backends {
-    public static func make(for env: EnvironmentSpec, repo: GitRepository, desired: DesiredState, kind: PlanKind,
-                            layout: StateLayout, wait: Bool) -> Backend {
+    public static func make(for env: EnvironmentSpec, repo: GitRepository, desired: DesiredState,
+                            layout: StateLayout, console: FileHandle, wait: Bool) -> Backend {
         switch env.backend {
-        case .local: return LocalProcessBackend(repo: repo, desired: desired, layout: layout)
-        case .kubernetes(let k): return KubernetesBackend(k, repo: repo, kind: kind, wait: wait)
+        case .local: return LocalProcessBackend(repo: repo, desired: desired, layout: layout, console: console)
+        case .kubernetes(let k): return KubernetesBackend(k, repo: repo, wait: wait)
         }
     }
 }

@@ -2,6 +2,7 @@ import DagctlBackends
 import DagctlGit
 import DagctlPlanning
 import DagctlSpec
+import DagctlState
 import Foundation
 
 /// dbt plans (SPEC §3): a version bump in `.dagctl/config.yaml` triggers one; it is explained by
@@ -16,12 +17,30 @@ public struct DbtPlans: PlanKind {
         self.members = members
     }
 
-    public func trigger(env: EnvironmentSpec, head: ObjectID, plans: [Plan], label: String) throws -> NextPlanDecision {
-        NextPlanDecision.decide(headVersion: try config(at: head, label: label).version, plans: plans)
+    public var tool: String { "dbt" }
+
+    public func trigger(env: EnvironmentSpec, head: ObjectID, state: EnvironmentState, label: String) throws -> NextPlanDecision {
+        let issues = env.keysNotFor(.dbt)
+        if !issues.isEmpty { throw EngineError(issues.map(\.description).joined(separator: "\n")) }
+        return NextPlanDecision.decide(headVersion: try version(at: head, label: label), plans: state.plans)
     }
 
-    public func explain(env: EnvironmentSpec, head: ObjectID, base: String?, label: String) throws -> Plan {
+    /// The version at `commit` (a dbt project always has one).
+    func version(at commit: ObjectID, label: String) throws -> Version {
+        guard let version = try config(at: commit, label: label).version else {
+            throw EngineError("\(label):\(ProjectConfig.path) has no version; a dbt project needs one, e.g. 'version: 1'")
+        }
+        return version
+    }
+
+    public func explain(env: EnvironmentSpec, head: ObjectID, base: String?, label: String, context: ExplainContext) throws -> Plan? {
         try explain(env: env, commit: head, config: try config(at: head, label: label), base: base, label: label)
+    }
+
+    public func check(env: EnvironmentSpec, head: ObjectID, label: String) throws {
+        let issues = env.keysNotFor(.dbt)
+        if !issues.isEmpty { throw EngineError(issues.map(\.description).joined(separator: "\n")) }
+        _ = try explain(env: env, commit: head, config: try config(at: head, label: label), base: head.hex, label: label)
     }
 
     public func project(at commit: ObjectID) throws -> ProjectConfig {
@@ -53,7 +72,9 @@ public struct DbtPlans: PlanKind {
         return (summary, file)
     }
 
-    public func confirm(_ plan: Plan, env: EnvironmentSpec, in workspace: Workspace) -> String? { nil }
+    /// A dbt plan's exit status says it all.
+    public func staleness(_ plan: Plan, env: EnvironmentSpec, context: ExplainContext) throws -> String? { nil }
+    public func confirm(_ plan: Plan, env: EnvironmentSpec, context: ExplainContext) throws -> String? { nil }
 
     public func displayCommand(_ plan: Plan, env: EnvironmentSpec) -> [String]? {
         Explain.dbtCommand(scope: plan.scope, select: plan.select, target: env.target)
@@ -109,8 +130,9 @@ public struct DbtPlans: PlanKind {
         if let name = paths.projectName { otherNames.insert(name) }
         let decision = Explain.scope(of: changes, base: situation, categorizer: categorizer, selectDownstream: env.selectDownstream,
                                      otherNames: otherNames)
-        return Plan(id: Plan.id(environment: env.name, version: config.version, commit: commit.hex),
-                    environment: env.name, version: config.version.text, commit: commit.hex, base: base,
+        guard let version = config.version else { throw EngineError("\(label):\(ProjectConfig.path) has no version") }
+        return Plan(id: Plan.id(environment: env.name, version: version, commit: commit.hex),
+                    environment: env.name, version: version.text, commit: commit.hex, base: base,
                     author: try author(from: baseCommit, to: commit), createdAt: nil, changes: changes,
                     scope: decision.scope, select: decision.select, warnings: decision.warnings)
     }

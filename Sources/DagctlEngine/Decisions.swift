@@ -22,10 +22,13 @@ public struct DecisionWriter {
     /// The plan with this id and its environment: from the state file, or explained the way `plan` does
     /// (at the commit named by the id, against the deployed commit).
     public func findPlan(_ id: String) throws -> (Plan, EnvironmentSpec) {
-        guard Names.isValidPlanID(id) else { throw EngineError("'\(id)' is not a plan id (expected <env>-v<version>-<10 hex>)") }
-        let candidates = planner.desired.environments.filter { id.hasPrefix($0.name + "-v") }
+        guard Names.isValidPlanID(id) else {
+            throw EngineError("'\(id)' is not a plan id (expected <env>-v<version>-<10 hex>, or <env>-<10 hex> for a SQLMesh plan)")
+        }
+        // The longest environment name the id starts with (an id of `prod-eu` also starts with `prod-`).
+        let candidates = planner.desired.environments.filter { id.hasPrefix($0.name + "-") }
         guard let env = candidates.max(by: { $0.name.count < $1.name.count }) else {
-            if let issues = planner.desired.environmentIssues.first(where: { id.hasPrefix($0.key + "-v") }) {
+            if let issues = planner.desired.environmentIssues.first(where: { id.hasPrefix($0.key + "-") }) {
                 throw EngineError("environment '\(issues.key)' is invalid: " + issues.value.map(\.description).joined(separator: "; "))
             }
             throw EngineError("plan '\(id)' belongs to no environment in \(planner.desired.root)/environments")
@@ -34,13 +37,19 @@ public struct DecisionWriter {
             ?? (try? history(env.name))?.last(where: { $0.id == id }) {
             return (plan, env)
         }
+        guard id.dropFirst(env.name.count + 1).hasPrefix("v") else {
+            throw EngineError("plan '\(id)' is not in the state file; a SQLMesh plan can be approved once a reconcile has recorded it")
+        }
         let shortSHA = String(id.split(separator: "-").last ?? "")
         let commit: ObjectID
         do { commit = try planner.repo.resolveCommit(shortSHA) } catch {
             throw EngineError("plan '\(id)' is not in the state file and its commit \(shortSHA) is not in the repository")
         }
-        let plan = try planner.cycle.kind(for: env).explain(env: env, head: commit,
-                                                            base: planner.state.environments[env.name]?.deployed?.commit, label: commit.short)
+        let kind = try planner.cycle.kind(at: commit, label: commit.short)
+        guard let plan = try kind.explain(env: env, head: commit, base: planner.state.environments[env.name]?.deployed?.commit,
+                                          label: commit.short, context: ExplainContext()) else {
+            throw EngineError("commit \(shortSHA) gives no plan for \(env.name)")
+        }
         guard plan.id == id else {
             throw EngineError("commit \(shortSHA) has version \(plan.version), so its plan is '\(plan.id)', not '\(id)'")
         }

@@ -18,23 +18,37 @@ public struct EnvironmentCycle {
         self.verify = verify
     }
 
-    /// The kind of the environment's plans: the one place that maps a project to a `PlanKind`.
-    public func kind(for env: EnvironmentSpec) -> PlanKind { DbtPlans(repo: repo, members: desired.members) }
+    /// The kind of a project's plans, from `kind:` in its `.dagctl/config.yaml` at `commit`: the one
+    /// place that maps a project to a `PlanKind`.
+    public func kind(at commit: ObjectID, label: String) throws -> PlanKind {
+        let dbt = DbtPlans(repo: repo, members: desired.members)
+        switch try dbt.config(at: commit, label: label).kind {
+        case .dbt: return dbt
+        case .sqlmesh: return SQLMeshPlans(repo: repo, members: desired.members)
+        }
+    }
+
+    /// The kind of an explained plan.
+    public func kind(of plan: Plan) -> PlanKind {
+        plan.scope == .sqlmesh ? SQLMeshPlans(repo: repo, members: desired.members) : DbtPlans(repo: repo, members: desired.members)
+    }
 
     public struct Observation {
         public var ref: String
         public var head: ObjectID
+        public var kind: PlanKind
         public var decision: NextPlanDecision
         /// Commits the head is ahead of the newest plan's commit, when that plan is kept.
         public var commitsBehind = 0
     }
 
     /// Resolves the ref and asks the plan kind whether a new plan is due.
-    public func observe(_ env: EnvironmentSpec, plans: [Plan], ref: String? = nil) throws -> Observation {
+    public func observe(_ env: EnvironmentSpec, state: EnvironmentState, ref: String? = nil) throws -> Observation {
         let ref = ref ?? env.ref
         let head = try repo.resolveRef(ref)
-        var observation = Observation(ref: ref, head: head,
-                                      decision: try kind(for: env).trigger(env: env, head: head, plans: plans, label: ref))
+        let kind = try kind(at: head, label: ref)
+        var observation = Observation(ref: ref, head: head, kind: kind,
+                                      decision: try kind.trigger(env: env, head: head, state: state, label: ref))
         if case .keep(let plan) = observation.decision {
             observation.commitsBehind = try repo.commitsAhead(head, of: ObjectID(hex: plan.commit))
         }
@@ -42,14 +56,14 @@ public struct EnvironmentCycle {
     }
 
     /// Explains the plan at the observed head against `base` and appends it to `plans`, superseding the
-    /// pending plans it replaces; returns it.
+    /// pending plans it replaces; returns it, or nil when the kind reports nothing to do (then pending
+    /// plans are superseded too: what they would change is done).
     public func explainNew(_ env: EnvironmentSpec, at observation: Observation, base: String?, supersede: [String],
-                           plans: inout [Plan]) throws -> Plan {
-        let plan = try kind(for: env).explain(env: env, head: observation.head, base: base, label: observation.ref)
-        for id in supersede {
-            plans.apply(PlanTransition(plan: id, status: .superseded, reason: "superseded by \(plan.id)"))
-        }
-        plans.append(plan)
+                           plans: inout [Plan], context: ExplainContext) throws -> Plan? {
+        let plan = try observation.kind.explain(env: env, head: observation.head, base: base, label: observation.ref, context: context)
+        let reason = plan.map { "superseded by \($0.id)" } ?? "the environment is in sync at \(observation.head.short)"
+        for id in supersede { plans.apply(PlanTransition(plan: id, status: .superseded, reason: reason)) }
+        if let plan { plans.append(plan) }
         return plan
     }
 

@@ -12,14 +12,12 @@ import Foundation
 struct KubernetesBackend: Backend {
     let k: EnvironmentSpec.KubernetesBackend
     let repo: GitRepository
-    let kind: PlanKind
     let wait: Bool
     let kubectl: Kubectl
 
-    init(_ k: EnvironmentSpec.KubernetesBackend, repo: GitRepository, kind: PlanKind, wait: Bool) {
+    init(_ k: EnvironmentSpec.KubernetesBackend, repo: GitRepository, wait: Bool) {
         self.k = k
         self.repo = repo
-        self.kind = kind
         self.wait = wait
         self.kubectl = Kubectl(context: k.kubectlContext, namespace: k.namespace)
     }
@@ -28,14 +26,14 @@ struct KubernetesBackend: Backend {
     func recover(_ plan: Plan, env: EnvironmentSpec) -> Recovery { .observe }
 
     /// The Jobs of the plan's next (or current) attempt.
-    func manifests(for plan: Plan, env: EnvironmentSpec) -> [String] {
-        let started = [.building, .running, .succeeded, .failed].contains(plan.status)
-        let attempt = max(1, started ? plan.attempts.count : plan.attempts.count + 1)
-        return [Attempt.Phase.build, .run].compactMap { try? job($0, plan: plan, env: env, attempt: attempt) }.map(KubernetesJobs.json)
+    func manifests(for plan: Plan, env: EnvironmentSpec, kind: PlanKind) -> [String] {
+        // A plan still to start (pending, approved) gets a new attempt; any other shows its last one.
+        let attempt = [.pending, .approved].contains(plan.status) ? plan.attempts.count + 1 : max(1, plan.attempts.count)
+        return [Attempt.Phase.build, .run].compactMap { try? job($0, plan: plan, env: env, kind: kind, attempt: attempt) }.map(KubernetesJobs.json)
     }
 
     /// The Job of one phase of an attempt; nil for the run phase of a plan without one.
-    func job(_ phase: Attempt.Phase, plan: Plan, env: EnvironmentSpec, attempt: Int) throws -> [String: Any]? {
+    func job(_ phase: Attempt.Phase, plan: Plan, env: EnvironmentSpec, kind: PlanKind, attempt: Int) throws -> [String: Any]? {
         let project = try kind.project(at: ObjectID(hex: plan.commit))
         switch phase {
         case .build:
@@ -66,7 +64,7 @@ struct KubernetesBackend: Backend {
         var state = try kubectl.job(name)
         if state == nil {
             try Interruption.check(before: "submitting job \(name)")
-            guard let manifest = try job(phase, plan: attempt.plan, env: attempt.env, attempt: attempt.n) else {
+            guard let manifest = try job(phase, plan: attempt.plan, env: attempt.env, kind: attempt.kind, attempt: attempt.n) else {
                 throw EngineError("plan \(attempt.plan.id) has no \(phase.rawValue) phase")
             }
             switch try kubectl.create(manifest) {
@@ -97,6 +95,10 @@ struct KubernetesBackend: Backend {
         case .pending, .active:
             return .running("job \(name) did not finish in time; a later reconcile will look again")
         }
+    }
+
+    func inspect(_ commit: ObjectID, env: EnvironmentSpec, kind: PlanKind, command: (Workspace) -> [String]) throws -> Data {
+        throw EngineError("environment '\(env.name)': explaining \(kind.tool) plans on the Kubernetes backend is not supported yet")
     }
 
     /// Polls the Job until it succeeds or fails (its conditions can lag behind the end of the log).

@@ -13,13 +13,15 @@ final class LocalProcessBackend: Backend {
     let repo: GitRepository
     let desired: DesiredState
     let layout: StateLayout
+    let console: FileHandle
     /// The workspace each attempt's build made, for its run phase in the same dagctl run.
     private var workspaces: [String: Workspace] = [:]
 
-    init(repo: GitRepository, desired: DesiredState, layout: StateLayout) {
+    init(repo: GitRepository, desired: DesiredState, layout: StateLayout, console: FileHandle) {
         self.repo = repo
         self.desired = desired
         self.layout = layout
+        self.console = console
     }
 
     func advance(_ phase: Attempt.Phase, _ attempt: AttemptContext) throws -> PhaseResult {
@@ -37,7 +39,47 @@ final class LocalProcessBackend: Backend {
         return .interrupt(note: "stopped process group \(pid) left running by the dagctl run that died")
     }
 
-    func manifests(for plan: Plan, env: EnvironmentSpec) -> [String] { [] }
+    func manifests(for plan: Plan, env: EnvironmentSpec, kind: PlanKind) -> [String] { [] }
+
+    /// Exports the commit into a fresh folder, prepares its tools as a build does, runs the command and
+    /// returns its stdout; what it prints on stderr goes to `logs/explain/<env>.log` and the console.
+    func inspect(_ commit: ObjectID, env: EnvironmentSpec, kind: PlanKind, command: (Workspace) -> [String]) throws -> Data {
+        let folder = URL(fileURLWithPath: layout.inspection(env.name)).standardizedFileURL.path
+        let logPath = layout.explainLog(env.name)
+        try FileManager.default.createDirectory(atPath: (logPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        unlink(logPath)
+        let fd = open(logPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard fd >= 0 else { throw EngineError("cannot write \(logPath): \(String(cString: strerror(errno)))") }
+        let log = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        defer {
+            try? log.close()
+            try? FileManager.default.removeItem(atPath: folder)
+        }
+        let sink = OutputSink(prefix: "[\(env.name) explain] ", console: console)
+        let tools = Virtualenvs(directory: layout.virtualenvs, deadline: nil, log: log, sink: sink)
+        try? FileManager.default.removeItem(atPath: folder)
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let exportDir = "\(folder)/project"
+        _ = try repo.export(commit, to: exportDir)
+        let project = try kind.project(at: commit)
+        let projectDir = project.projectDir.isEmpty ? exportDir : "\(exportDir)/\(project.projectDir)"
+        let requirements = project.requirements.map { "\(exportDir)/\($0)" } ?? "\(exportDir)/requirements.txt"
+        let hasRequirements = project.requirements != nil || FileManager.default.fileExists(atPath: requirements)
+        var environment = Self.environment(for: env)
+        environment["DBT_TARGET_PATH"] = "\(folder)/dbt-target"
+        let tool = try tools.tool(kind.tool, requirements: hasRequirements ? requirements : nil, environment: environment)
+        let workspace = Workspace(projectDir: projectDir, tool: tool.path, profilesDir: profilesDir(env), environment: environment)
+        let arguments = command(workspace)
+        try Interruption.check(before: "asking \(kind.tool) about \(commit.short)")
+        // In dagctl's working directory, as the run phase: relative warehouse paths name the same file.
+        let result = try Command.run(arguments[0], Array(arguments.dropFirst()), environment: environment)
+        log.writeSafely(result.stderr)
+        guard result.status == 0 else {
+            let last = result.stderr.split(whereSeparator: \.isNewline).suffix(3).joined(separator: " | ")
+            throw EngineError("\(kind.tool) could not explain commit \(commit.short) (exit \(result.status)): \(last) (log: \(logPath))")
+        }
+        return result.stdout
+    }
 
     private func key(_ attempt: AttemptContext) -> String { "\(attempt.plan.id)/\(attempt.n)" }
 
@@ -74,7 +116,7 @@ final class LocalProcessBackend: Backend {
             let projectDir = project.projectDir.isEmpty ? exportDir : "\(exportDir)/\(project.projectDir)"
             let requirements = project.requirements.map { "\(exportDir)/\($0)" } ?? "\(exportDir)/requirements.txt"
             let hasRequirements = project.requirements != nil || FileManager.default.fileExists(atPath: requirements)
-            let tool = try tools.tool("dbt", requirements: hasRequirements ? requirements : nil, environment: environment)
+            let tool = try tools.tool(attempt.kind.tool, requirements: hasRequirements ? requirements : nil, environment: environment)
             if let venv = tool.virtualenv { try attempt.update { $0.virtualenv = venv } }
             let workspace = Workspace(projectDir: projectDir, tool: tool.path, profilesDir: profilesDir(attempt.env),
                                       outputDir: environment["DBT_TARGET_PATH"], environment: environment)
@@ -135,7 +177,6 @@ final class LocalProcessBackend: Backend {
             if let failures = results?.summary.failures, !failures.isEmpty { reason += "; failed: " + failures.joined(separator: ", ") }
             return .failed(reason)
         default:
-            if let problem = attempt.kind.confirm(attempt.plan, env: attempt.env, in: workspace) { return .failed(problem) }
             let shown = attempt.kind.displayCommand(attempt.plan, env: attempt.env) ?? command
             attempt.notes.append("ran \(shown.joined(separator: " ")) in \(formatDuration(Date().timeIntervalSince(start)))")
             return .succeeded

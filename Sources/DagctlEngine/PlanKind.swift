@@ -2,6 +2,8 @@ import DagctlBackends
 import DagctlGit
 import DagctlPlanning
 import DagctlSpec
+import DagctlState
+import Foundation
 
 /// Where a plan's project sits for one attempt, as the backend running it sees it.
 public struct Workspace: Sendable {
@@ -28,15 +30,35 @@ public struct Workspace: Sendable {
 /// Runs one step of a phase (a child process whose output goes to the phase's log), or throws.
 public typealias StepRunner = (_ arguments: [String], _ what: String, _ environment: [String: String]) throws -> Void
 
+/// What explaining and checking a plan may use besides git: the plan ids the environment already
+/// used, and a way to run a short helper of the plan kind where the commit's project is prepared (the
+/// environment's backend does it: an export and its tools locally, a Job on Kubernetes).
+public struct ExplainContext {
+    public var taken: Set<String>
+    /// Runs `command` (built for the prepared workspace) for the project at the commit; returns its stdout.
+    public var inspect: (ObjectID, (Workspace) -> [String]) throws -> Data
+
+    public init(taken: Set<String> = [], inspect: @escaping (ObjectID, (Workspace) -> [String]) throws -> Data = { _, _ in Data() }) {
+        self.taken = taken
+        self.inspect = inspect
+    }
+}
+
 /// A kind of plan: what triggers a new one, how it is explained, what its run phase runs and how its
-/// success is confirmed. dbt plans are the first kind; the engine and the backends know plans only
-/// through this.
+/// success is confirmed. dbt and SQLMesh plans are the kinds; the engine and the backends know plans
+/// only through this.
 public protocol PlanKind: Sendable {
-    /// Reads what triggers plans at `head` (for dbt, the version) and decides whether a new plan is due.
-    /// `label` names `head` in error messages (the ref).
-    func trigger(env: EnvironmentSpec, head: ObjectID, plans: [Plan], label: String) throws -> NextPlanDecision
-    /// Explains the plan for `env` at `head` against `base` (the deployed commit; nil on a first deploy).
-    func explain(env: EnvironmentSpec, head: ObjectID, base: String?, label: String) throws -> Plan
+    /// The tool the run phase calls (`dbt`, `sqlmesh`), from the project's virtualenv or PATH.
+    var tool: String { get }
+    /// Decides from the head commit and the environment's state whether a new plan is due. `label`
+    /// names `head` in error messages (the ref).
+    func trigger(env: EnvironmentSpec, head: ObjectID, state: EnvironmentState, label: String) throws -> NextPlanDecision
+    /// Explains the plan for `env` at `head` against `base` (the deployed commit; nil on a first
+    /// deploy); nil when there is nothing to do (the environment is in sync).
+    func explain(env: EnvironmentSpec, head: ObjectID, base: String?, label: String, context: ExplainContext) throws -> Plan?
+    /// What `dagctl validate` checks at the head without running anything: the environment's keys for
+    /// this kind, and the project's own files.
+    func check(env: EnvironmentSpec, head: ObjectID, label: String) throws
     /// How the project at `commit` is built: its folder, requirements file and Dockerfile.
     func project(at commit: ObjectID) throws -> ProjectConfig
     /// Whether the plan has a run phase (a dbt `build_only` plan has not).
@@ -47,8 +69,10 @@ public protocol PlanKind: Sendable {
     func runCommand(_ plan: Plan, env: EnvironmentSpec, in workspace: Workspace) -> [String]
     /// What a finished run left behind (dbt: run_results.json), summarized; nil when nothing is there.
     func results(in workspace: Workspace) -> (summary: RunResults.Summary, file: String)?
+    /// Right before an approved plan runs: why it is stale (and must not run), or nil.
+    func staleness(_ plan: Plan, env: EnvironmentSpec, context: ExplainContext) throws -> String?
     /// After a run that exited well: why it still did not succeed, or nil when it did.
-    func confirm(_ plan: Plan, env: EnvironmentSpec, in workspace: Workspace) -> String?
+    func confirm(_ plan: Plan, env: EnvironmentSpec, context: ExplainContext) throws -> String?
     /// The command shown for review (`plan`, reports): the run command without backend paths; nil
     /// without a run phase.
     func displayCommand(_ plan: Plan, env: EnvironmentSpec) -> [String]?

@@ -3,6 +3,7 @@ import DagctlGit
 import DagctlPlanning
 import DagctlSpec
 import DagctlState
+import Foundation
 
 /// Observe, explain and judge without side effects: what reconcile would do next for each environment.
 /// `dagctl plan` prints it; `dagctl reconcile` carries out the same steps (`EnvironmentCycle`).
@@ -10,12 +11,31 @@ public struct Planner {
     public let cycle: EnvironmentCycle
     public let state: StateFile
     public let layout: StateLayout
+    /// Finished plans of an environment (the history files), whose ids a new plan must not take.
+    public let history: (String) -> [Plan]
+    /// Where a plan kind's helper shows what it does while a preview explains (stderr: stdout may carry a document).
+    public let console: FileHandle
 
     public init(repo: GitRepository, desired: DesiredState, state: StateFile, layout: StateLayout = StateLayout(directory: "state"),
+                history: @escaping (String) -> [Plan] = { _ in [] }, console: FileHandle = .standardError,
                 verify: @escaping SignatureCheck) {
         self.cycle = EnvironmentCycle(repo: repo, desired: desired, verify: verify)
         self.state = state
         self.layout = layout
+        self.history = history
+        self.console = console
+    }
+
+    /// The environment's backend, as `reconcile` would use it (a preview only asks and reviews).
+    func backend(for env: EnvironmentSpec) -> Backend {
+        Backends.make(for: env, repo: repo, desired: desired, layout: layout, console: console, wait: true)
+    }
+
+    /// What explaining may use: the ids the environment took, and the backend to ask the kind's helper.
+    func explainContext(_ env: EnvironmentSpec, plans: [Plan], backend: Backend, kind: PlanKind) -> ExplainContext {
+        ExplainContext(taken: Set((history(env.name) + plans).map(\.id))) { commit, command in
+            try backend.inspect(commit, env: env, kind: kind, command: command)
+        }
     }
 
     public var repo: GitRepository { cycle.repo }
@@ -46,7 +66,7 @@ public struct Planner {
         var report = report
         guard let env = report.spec, report.errors.isEmpty else { return report }
         explainAndJudge(env, &report, ref: overrideRef, base: overrideBase)
-        report.command = report.plan.flatMap { cycle.kind(for: env).displayCommand($0, env: env) }
+        report.command = report.plan.flatMap { cycle.kind(of: $0).displayCommand($0, env: env) }
         return report
     }
 
@@ -55,21 +75,27 @@ public struct Planner {
         var plans = envState.plans
         do {
             let fresh = overrideRef != nil || overrideBase != nil
-            let observation = try cycle.observe(env, plans: fresh ? [] : plans, ref: overrideRef)
+            let observation = try cycle.observe(env, state: fresh ? EnvironmentState() : envState, ref: overrideRef)
             report.ref = observation.ref
             report.head = observation.head.hex
             report.commitsBehind = observation.commitsBehind
+            let backend = backend(for: env)
             switch observation.decision {
             case .keep:
                 break
+            case .nothingDue:
+                report.inSync = envState.inSync ?? observation.head.hex
             case .versionWentBackwards:
                 report.errors.append(observation.decision.error(ref: observation.ref)!)
                 return
             case .create(let supersede):
                 let base = try overrideBase.map { try repo.resolveCommit($0).hex } ?? envState.deployed?.commit
                 if fresh { plans = [] }
-                _ = try cycle.explainNew(env, at: observation, base: base, supersede: fresh ? [] : supersede, plans: &plans)
-                report.isNewPlan = true
+                let context = explainContext(env, plans: envState.plans, backend: backend, kind: observation.kind)
+                let plan = try cycle.explainNew(env, at: observation, base: base, supersede: fresh ? [] : supersede, plans: &plans,
+                                                context: context)
+                if plan == nil { report.inSync = observation.head.hex }
+                report.isNewPlan = plan != nil
                 report.supersedes = fresh ? [] : supersede
                 report.waitingFor = Lifecycle.waitingFor(plans)
             }
@@ -80,8 +106,7 @@ public struct Planner {
             if let ignored = judgement.retryIgnored { report.notes.append(ignored) }
             report.plan = plans.last
             if let newest = plans.last {
-                report.manifests = Backends.make(for: env, repo: repo, desired: desired, kind: cycle.kind(for: env), layout: layout, wait: true)
-                    .manifests(for: newest, env: env)
+                report.manifests = backend.manifests(for: newest, env: env, kind: cycle.kind(of: newest))
             }
         } catch {
             report.errors.append("\(error)")

@@ -23,8 +23,8 @@ public final class Reconciler {
 
     public init(planner: Planner, store: StateStore, console: FileHandle, heartbeat: TimeInterval = 15, wait: Bool = true,
                 backends: BackendFactory? = nil, onReport: @escaping (EnvironmentReport) -> Void = { _ in }) {
-        self.makeBackend = backends ?? { env, kind in
-            Backends.make(for: env, repo: planner.repo, desired: planner.desired, kind: kind, layout: store.layout, wait: wait)
+        self.makeBackend = backends ?? { env in
+            Backends.make(for: env, repo: planner.repo, desired: planner.desired, layout: store.layout, console: console, wait: wait)
         }
         self.planner = planner
         self.store = store
@@ -64,20 +64,27 @@ public final class Reconciler {
 
     /// One environment, phase by phase; `plans` is written to the state file at every change.
     private func reconcile(_ env: EnvironmentSpec, _ report: inout EnvironmentReport) throws {
-        let kind = cycle.kind(for: env)
-        let backend = makeBackend(env, kind)
+        let backend = makeBackend(env)
         var envState = state.environments[env.name] ?? EnvironmentState()
         defer {
             report.deployed = envState.deployed
             report.plan = envState.plans.last
-            report.command = envState.plans.last.flatMap { kind.displayCommand($0, env: env) }
-            report.manifests = envState.plans.last.map { backend.manifests(for: $0, env: env) } ?? []
+            report.inSync = envState.plans.last == nil || envState.plans.last!.status.isFinal ? envState.inSync : nil
+            report.command = envState.plans.last.flatMap { cycle.kind(of: $0).displayCommand($0, env: env) }
+            report.manifests = envState.plans.last.map { backend.manifests(for: $0, env: env, kind: cycle.kind(of: $0)) } ?? []
         }
         try recover(env, backend, &envState, &report)
         let observation = try observe(env, &envState, &report)
-        try explain(env, observation, &envState, &report)
+        try explain(env, observation, backend, &envState, &report)
         try approve(env, &envState, &report)
-        try execute(env, kind, backend, &envState, &report)
+        try execute(env, observation, backend, &envState, &report)
+    }
+
+    /// What explaining may use: the ids the environment took, and its backend to run the kind's helper.
+    private func context(_ env: EnvironmentSpec, _ plans: [Plan], _ backend: Backend, _ kind: PlanKind) -> ExplainContext {
+        ExplainContext(taken: Set((store.history(env.name) + plans).map(\.id))) { commit, command in
+            try backend.inspect(commit, env: env, kind: kind, command: command)
+        }
     }
 
     /// A plan left building or running by a run that died: the backend says whether its attempt died
@@ -97,7 +104,7 @@ public final class Reconciler {
     /// Resolves the ref and asks the plan kind whether a new plan is due.
     private func observe(_ env: EnvironmentSpec, _ envState: inout EnvironmentState,
                          _ report: inout EnvironmentReport) throws -> EnvironmentCycle.Observation {
-        let observation = try cycle.observe(env, plans: envState.plans)
+        let observation = try cycle.observe(env, state: envState)
         envState.ref = env.ref
         envState.head = observation.head.hex
         report.head = observation.head.hex
@@ -107,19 +114,29 @@ public final class Reconciler {
     }
 
     /// Explains a new plan when one is due, superseding the pending plans it replaces.
-    private func explain(_ env: EnvironmentSpec, _ observation: EnvironmentCycle.Observation, _ envState: inout EnvironmentState,
-                         _ report: inout EnvironmentReport) throws {
+    private func explain(_ env: EnvironmentSpec, _ observation: EnvironmentCycle.Observation, _ backend: Backend,
+                         _ envState: inout EnvironmentState, _ report: inout EnvironmentReport) throws {
         if case .create(let supersede) = observation.decision {
-            var plan = try cycle.explainNew(env, at: observation, base: envState.deployed?.commit, supersede: supersede,
-                                            plans: &envState.plans)
-            plan.createdAt = Timestamp.now()
-            envState.plans[envState.plans.count - 1] = plan
-            report.actions += supersede.map { "superseded \($0)" }
-            report.isNewPlan = true
-            report.supersedes = supersede
-            report.actions.append("explained \(plan.id): \(Self.describe(plan))")
+            try explainFresh(env, observation, backend, supersede: supersede, &envState, &report)
         }
         try save(env.name, envState)
+    }
+
+    private func explainFresh(_ env: EnvironmentSpec, _ observation: EnvironmentCycle.Observation, _ backend: Backend,
+                              supersede: [String], _ envState: inout EnvironmentState, _ report: inout EnvironmentReport) throws {
+        let context = context(env, envState.plans, backend, observation.kind)
+        report.actions += supersede.map { "superseded \($0)" }
+        report.supersedes = supersede
+        guard var plan = try cycle.explainNew(env, at: observation, base: envState.deployed?.commit, supersede: supersede,
+                                              plans: &envState.plans, context: context) else {
+            envState.inSync = observation.head.hex
+            report.actions.append("\(observation.kind.tool) reports \(env.name) in sync at \(observation.head.short): no plan")
+            return
+        }
+        plan.createdAt = Timestamp.now()
+        envState.plans[envState.plans.count - 1] = plan
+        report.isNewPlan = true
+        report.actions.append("explained \(plan.id): \(Self.describe(plan))")
     }
 
     /// Judges approvals and retry requests, and records what they decide.
@@ -137,10 +154,20 @@ public final class Reconciler {
 
     /// Builds and runs due plans, oldest first, one at a time; a plan still under way elsewhere
     /// (`--no-wait`) keeps the later ones waiting.
-    private func execute(_ env: EnvironmentSpec, _ kind: PlanKind, _ backend: Backend, _ envState: inout EnvironmentState,
-                         _ report: inout EnvironmentReport) throws {
+    private func execute(_ env: EnvironmentSpec, _ observation: EnvironmentCycle.Observation, _ backend: Backend,
+                         _ envState: inout EnvironmentState, _ report: inout EnvironmentReport) throws {
         for plan in Lifecycle.due(envState.plans) {
             try Interruption.check(before: "executing \(plan.id)")
+            let kind = cycle.kind(of: plan)
+            // Asked once more right before it starts: a stale plan is never applied.
+            if plan.status == .approved, let stale = try kind.staleness(plan, env: env, context: context(env, envState.plans, backend, kind)) {
+                envState.plans.apply(PlanTransition(plan: plan.id, status: .superseded, reason: stale))
+                report.actions.append("superseded \(plan.id): \(stale)")
+                try save(env.name, envState)
+                try explainFresh(env, observation, backend, supersede: [], &envState, &report)
+                try save(env.name, envState)
+                break  // the fresh plan needs its approvals again
+            }
             let context = AttemptContext(plan: plan, env: env, kind: kind, layout: store.layout, console: console,
                                          heartbeat: heartbeat) { [self] plan in try record(plan, in: env.name) }
             defer {
@@ -150,7 +177,7 @@ public final class Reconciler {
             try AttemptRunner(backend: backend).advance(context)
             let done = context.plan
             if done.status == .succeeded {
-                report.actions.append("deployed \(done.commit.prefix(10)) (version \(done.version)) to \(env.name)")
+                report.actions.append("deployed \(done.commit.prefix(10))" + (done.version.isEmpty ? "" : " (version \(done.version))") + " to \(env.name)")
                 try? prune()
             } else if done.status == .failed {
                 report.failed = true
@@ -225,6 +252,9 @@ public final class Reconciler {
         case .all: return "all"
         case .buildOnly: return "build_only"
         case .selective: return "selective (\(plan.select.joined(separator: " ")))"
+        case .sqlmesh:
+            let models = plan.models ?? []
+            return "sqlmesh (\(models.count) model\(models.count == 1 ? "" : "s"): " + models.map { "\($0.model) \($0.change.rawValue)" }.joined(separator: ", ") + ")"
         }
     }
 }

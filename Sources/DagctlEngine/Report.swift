@@ -13,6 +13,8 @@ public struct EnvironmentReport: Sendable {
     public var errors: [String] = []
     /// The environment's newest plan (a freshly explained one in a preview).
     public var plan: Plan?
+    /// SQLMesh projects: the commit at which SQLMesh reports the environment in sync (no plan due).
+    public var inSync: String?
     /// Commits the head is ahead of the newest plan's commit.
     public var commitsBehind: Int = 0
     /// True when the plan was explained by this run (or would be, in a preview).

@@ -198,6 +198,13 @@ public final class GitRepository: @unchecked Sendable {
 
     // MARK: blobs
 
+    /// Whether `path` is a file (or link) in `commit`.
+    public func blobExists(_ path: String, at commit: ObjectID) throws(GitError) -> Bool {
+        let c = try lookupCommit(commit)
+        defer { git_commit_free(c) }
+        return try blobID(path, inCommit: c) != nil
+    }
+
     /// The largest file dagctl reads from a commit as content (configuration files of a few KiB).
     public static let maximumFileSize = 1 << 20
 

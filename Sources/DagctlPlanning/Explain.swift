@@ -98,7 +98,7 @@ public enum Explain {
     /// The dbt command of the run phase, without backend-specific paths; nil for `build_only`.
     public static func dbtCommand(scope: Scope, select: [String], target: String) -> [String]? {
         switch scope {
-        case .buildOnly: return nil
+        case .buildOnly, .sqlmesh: return nil
         case .all: return ["dbt", "build", "--target", target]
         case .selective: return ["dbt", "build", "--select"] + select + ["--target", target]
         }
@@ -109,6 +109,8 @@ public enum Explain {
 public enum NextPlanDecision: Sendable, Equatable {
     /// The head has the newest plan's version: no new plan.
     case keep(Plan)
+    /// No plan is due and there is none to keep (a SQLMesh environment in sync at its head).
+    case nothingDue
     /// Explain a new plan; `supersede` lists the ids of older pending plans it replaces.
     case create(supersede: [String])
     /// The head's version is lower than the newest plan's: an error for this environment.

@@ -22,6 +22,38 @@ public struct Change: Codable, Sendable, Equatable {
 public enum Scope: String, Codable, Sendable {
     case selective, all
     case buildOnly = "build_only"
+    /// A SQLMesh plan: what runs is what SQLMesh planned for its environment.
+    case sqlmesh
+}
+
+/// One model of a SQLMesh plan, as SQLMesh reports it.
+public struct ModelChange: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        case added, removed
+        case directlyModified = "directly_modified", indirectlyModified = "indirectly_modified"
+        case metadata
+    }
+
+    /// `<schema>.<name>`, as SQLMesh prints it.
+    public var model: String
+    public var change: Kind
+    /// SQLMesh's category: breaking, non_breaking, forward_only, indirect_breaking, indirect_non_breaking,
+    /// metadata, or nil where it has none.
+    public var category: String?
+    /// Intervals to backfill, as [start, end] pairs.
+    public var backfill: [[String]]
+
+    public init(model: String, change: Kind, category: String?, backfill: [[String]] = []) {
+        self.model = model
+        self.change = change
+        self.category = category
+        self.backfill = backfill
+    }
+
+    /// What an approval signs: `<change>:<model>` of added, directly modified and removed models.
+    public var selectEntry: String? {
+        [.added, .directlyModified, .removed].contains(change) ? "\(change.rawValue):\(model)" : nil
+    }
 }
 
 public enum PlanStatus: String, Codable, Sendable, CaseIterable {
@@ -106,14 +138,17 @@ public struct Plan: Codable, Sendable, Equatable {
     public var changes: [Change]
     public var scope: Scope
     public var select: [String]
+    /// SQLMesh plans: the models SQLMesh reports (dbt plans have `changes` instead).
+    public var models: [ModelChange]?
     public var warnings: [String]
     public var status: PlanStatus
     public var statusReason: String?
     public var attempts: [Attempt]
 
     public init(id: String, environment: String, version: String, commit: String, base: String?, author: String?,
-                createdAt: String? = nil, changes: [Change], scope: Scope, select: [String], warnings: [String],
-                status: PlanStatus = .pending, statusReason: String? = nil, attempts: [Attempt] = []) {
+                createdAt: String? = nil, changes: [Change], scope: Scope, select: [String], models: [ModelChange]? = nil,
+                warnings: [String], status: PlanStatus = .pending, statusReason: String? = nil, attempts: [Attempt] = []) {
+        self.models = models
         self.id = id
         self.environment = environment
         self.version = version
@@ -131,13 +166,23 @@ public struct Plan: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, environment, version, commit, base, author, changes, scope, select, warnings, status, attempts
+        case id, environment, version, commit, base, author, changes, scope, select, models, warnings, status, attempts
         case createdAt = "created_at", statusReason = "status_reason"
     }
 
     /// `<env>-v<version>-<first 10 hex of the commit>`.
     public static func id(environment: String, version: Version, commit: String) -> String {
         "\(environment)-v\(version.text)-\(commit.prefix(10))"
+    }
+
+    /// A SQLMesh plan's id: `<env>-<first 10 hex of the commit>`, then `-2`, `-3`, … when an earlier
+    /// plan of the environment already took it (SQLMesh's state moved under the same commit).
+    public static func sqlmeshID(environment: String, commit: String, taken: Set<String>) -> String {
+        let first = "\(environment)-\(commit.prefix(10))"
+        guard taken.contains(first) else { return first }
+        var n = 2
+        while taken.contains("\(first)-\(n)") { n += 1 }
+        return "\(first)-\(n)"
     }
 }
 

@@ -14,6 +14,16 @@ public struct EnvironmentSpec: Sendable, Equatable {
     public var env: [String: String]
     public var selectDownstream: Bool
     public var backend: Backend
+    /// SQLMesh projects: the SQLMesh environment to plan and apply, as written (nil: the default).
+    public var sqlmeshEnvironmentSetting: String?
+    /// SQLMesh projects: the gateway to use, if not the project's default.
+    public var gateway: String?
+    /// Keys that belong to one kind of project only, where they are written: the plan kind reports them
+    /// as errors (with this line) once the project's kind is known.
+    public var kindSpecificKeys: [String: Int] = [:]
+
+    /// The SQLMesh environment: as set, else `prod` for an environment named prod, else its name.
+    public var sqlmeshEnvironment: String { sqlmeshEnvironmentSetting ?? name }
 
     public enum Backend: Sendable, Equatable {
         /// Processes on this machine; `timeoutSeconds` bounds each phase (none by default).
@@ -94,13 +104,43 @@ public struct EnvironmentSpec: Sendable, Equatable {
             isEnvironmentVariableName(name) ? nil : "'\(excerpt(name))' is not a valid environment variable name; use letters, digits and '_'"
         } ?? [:]
         let downstream = doc.bool("select_downstream") ?? false
+        let sqlmeshEnvironment = doc.string("sqlmesh_environment")
+        if let value = sqlmeshEnvironment, !isSQLMeshEnvironmentName(value) {
+            doc.invalid("sqlmesh_environment", "'\(excerpt(value))' is not a SQLMesh environment name; use lower-case letters, digits and '_' (at most 64)")
+        }
+        let gateway = doc.string("gateway")
+        if let value = gateway, !isSQLMeshEnvironmentName(value) {
+            doc.invalid("gateway", "'\(excerpt(value))' is not a gateway name; use lower-case letters, digits and '_'")
+        }
         let backend = parseBackend(doc)
+        var kindSpecific: [String: Int] = [:]
+        for key in dbtOnlyKeys + sqlmeshOnlyKeys where doc.has(key) { kindSpecific[key] = doc.line(of: key) }
         doc.finish()
         guard log.isEmpty, let ref else { throw SpecIssues(log.issues) }
-        return EnvironmentSpec(name: name, file: file, ref: ref, protected: protected, allowlist: allowlist,
-                               requiredRole: role, requiredApprovals: approvals, requireSignature: signature,
-                               target: target, profilesDir: profilesDir, env: env, selectDownstream: downstream,
-                               backend: backend ?? .local)
+        var spec = EnvironmentSpec(name: name, file: file, ref: ref, protected: protected, allowlist: allowlist,
+                                   requiredRole: role, requiredApprovals: approvals, requireSignature: signature,
+                                   target: target, profilesDir: profilesDir, env: env, selectDownstream: downstream,
+                                   backend: backend ?? .local)
+        spec.sqlmeshEnvironmentSetting = sqlmeshEnvironment
+        spec.gateway = gateway
+        spec.kindSpecificKeys = kindSpecific
+        return spec
+    }
+
+    /// Keys that only a dbt project's environment takes, and only a SQLMesh project's.
+    public static let dbtOnlyKeys = ["target", "select_downstream", "profiles_dir"]
+    public static let sqlmeshOnlyKeys = ["sqlmesh_environment", "gateway"]
+
+    /// The keys written here that a project of `kind` does not take, as file:line errors.
+    public func keysNotFor(_ kind: ProjectConfig.Kind) -> [SpecIssue] {
+        let foreign = kind == .sqlmesh ? Self.dbtOnlyKeys : Self.sqlmeshOnlyKeys
+        let takes = kind == .sqlmesh ? "sqlmesh_environment and gateway" : "target, select_downstream and profiles_dir"
+        return foreign.compactMap { key in
+            kindSpecificKeys[key].map {
+                SpecIssue(file: file, line: $0, key: key,
+                          message: "does not apply to a \(kind.rawValue) project (.dagctl/config.yaml says kind: \(kind.rawValue)); its environments take \(takes): remove it")
+            }
+        }
     }
 
     private static let kubernetesKeys = ["namespace", "image", "context", "kubectl_context", "service_account",
@@ -153,6 +193,11 @@ public struct EnvironmentSpec: Sendable, Equatable {
             return nil
         }
     }
+}
+
+/// SQLMesh lower-cases environment names; letters, digits and '_' keep them the same everywhere.
+func isSQLMeshEnvironmentName(_ s: String) -> Bool {
+    (1...64).contains(s.utf8.count) && s.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
 }
 
 /// A name git would accept for a branch or tag (check-ref-format), so an expression never passes as

@@ -1,19 +1,25 @@
 import Yams
 
-/// `.dagctl/config.yaml` in the dbt repository, read from a commit (never the work tree).
+/// `.dagctl/config.yaml` in the project's repository, read from a commit (never the work tree).
 public struct ProjectConfig: Sendable, Equatable {
     public static let path = ".dagctl/config.yaml"
 
-    /// The only trigger for a new plan.
-    public var version: Version
-    /// Folder holding dbt_project.yml, relative to the repo root, normalized ("" is the root).
+    /// What the project is, and so what kind its plans are.
+    public enum Kind: String, Sendable, Equatable, CaseIterable { case dbt, sqlmesh }
+
+    public var kind: Kind
+    /// dbt projects: the only trigger for a new plan. SQLMesh projects have none (SQLMesh's own state
+    /// is the trigger).
+    public var version: Version?
+    /// Folder holding dbt_project.yml (or SQLMesh's config), relative to the repo root, normalized ("" is the root).
     public var projectDir: String
     /// Requirements file relative to the repo root; `nil` when not set (the build then looks for
     /// `requirements.txt` in the project).
     public var requirements: String?
     public var dockerfile: String
 
-    public init(version: Version, projectDir: String = "", requirements: String? = nil, dockerfile: String = "Dockerfile") {
+    public init(kind: Kind = .dbt, version: Version?, projectDir: String = "", requirements: String? = nil, dockerfile: String = "Dockerfile") {
+        self.kind = kind
         self.version = version
         self.projectDir = projectDir
         self.requirements = requirements
@@ -23,7 +29,18 @@ public struct ProjectConfig: Sendable, Equatable {
     public static func parse(_ text: String, file: String) throws(SpecIssues) -> ProjectConfig {
         let log = IssueLog()
         guard let doc = MappingReader.document(text, file: file, log: log) else { throw SpecIssues(log.issues) }
-        let version = readVersion(doc)
+        let kindText = doc.string("kind")
+        let kind = kindText.map { Kind(rawValue: $0) } ?? .dbt
+        if let kindText, kind == nil { doc.invalid("kind", "'\(excerpt(kindText))' is not a project kind; use dbt or sqlmesh") }
+        var version: Version?
+        if kind == .sqlmesh {
+            if doc.has("version") {
+                _ = doc.node("version")
+                doc.invalid("version", "a SQLMesh project has no version: SQLMesh's own state decides when a plan is due; remove it")
+            }
+        } else {
+            version = readVersion(doc)
+        }
         func path(_ key: String) -> String? {
             guard let value = doc.string(key) else { return nil }
             if let problem = RelativePath.problem(value) { doc.invalid(key, "'\(value)' \(problem)"); return nil }
@@ -33,8 +50,8 @@ public struct ProjectConfig: Sendable, Equatable {
         let requirements = path("requirements")
         let dockerfile = path("dockerfile") ?? "Dockerfile"
         doc.finish()
-        guard log.isEmpty, let version else { throw SpecIssues(log.issues) }
-        return ProjectConfig(version: version, projectDir: projectDir, requirements: requirements, dockerfile: dockerfile)
+        guard log.isEmpty, let kind, kind == .sqlmesh || version != nil else { throw SpecIssues(log.issues) }
+        return ProjectConfig(kind: kind, version: version, projectDir: projectDir, requirements: requirements, dockerfile: dockerfile)
     }
 
     private static func readVersion(_ doc: MappingReader) -> Version? {

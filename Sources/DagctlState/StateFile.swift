@@ -26,8 +26,13 @@ public struct EnvironmentState: Codable, Sendable, Equatable {
     public var ref: String?
     public var head: String?
     public var deployed: Deployment?
+    /// SQLMesh projects: the commit at which SQLMesh last reported the environment in sync with the code
+    /// (no plan needed), so that the next run with the same head starts no Python.
+    public var inSync: String?
     /// Oldest first; the last one is the environment's newest plan.
     public var plans: [Plan]
+
+    enum CodingKeys: String, CodingKey { case ref, head, deployed, inSync = "in_sync", plans }
 
     public init(ref: String? = nil, head: String? = nil, deployed: Deployment? = nil, plans: [Plan] = []) {
         self.ref = ref

@@ -9,6 +9,7 @@ import DagctlSpec
 /// <dir>/logs/<plan>/attempt-<n>/            build.log, run.log, run_results.json
 /// <dir>/builds/<plan>/attempt-<n>/          project/ (the export), dbt-target/, dbt-logs/
 /// <dir>/cache/venvs/<key>/                  virtualenvs by requirements and Python version
+/// <dir>/logs/explain/<env>.log              what a SQLMesh explain printed, the last time
 /// ```
 /// Plan ids and environment names are checked before they get here (`Names`), so no part leaves `dir`.
 public struct StateLayout: Sendable, Equatable {
@@ -25,6 +26,10 @@ public struct StateLayout: Sendable, Equatable {
     public func build(_ plan: String) -> String { "\(builds)/\(plan)" }
     public func build(_ plan: String, attempt: Int) -> String { "\(build(plan))/attempt-\(attempt)" }
     public var virtualenvs: String { "\(directory)/cache/venvs" }
+    /// Where a plan kind's helper looks at a commit (an export removed right after).
+    public func inspection(_ env: String) -> String { "\(directory)/cache/explain/\(env)" }
+    /// What the helper printed on stderr the last time it looked for `env`.
+    public func explainLog(_ env: String) -> String { "\(logs)/explain/\(env).log" }
 }
 
 extension StateStore {

@@ -18,6 +18,7 @@ extension StateFile {
                 out.append("\(at): \(quoted(name)) is not an environment name (names match \(Names.pattern))")
             }
             if let head = env.head, !isFullSHA(head) { out.append("\(at).head: \(quoted(head)) is not a full 40-hex commit id") }
+            if let inSync = env.inSync, !isFullSHA(inSync) { out.append("\(at).in_sync: \(quoted(inSync)) is not a full 40-hex commit id") }
             if let deployed = env.deployed { out += deployed.problems(environment: name, at: "\(at).deployed") }
             var seen: Set<String> = []
             for (i, plan) in env.plans.enumerated() {
@@ -33,7 +34,7 @@ extension Deployment {
     func problems(environment env: String, at: String) -> [String] {
         var out: [String] = []
         if !isFullSHA(commit) { out.append("\(at).commit: \(quoted(commit)) is not a full 40-hex commit id") }
-        if Version(version) == nil { out.append("\(at).version: \(quoted(version)) is not a version (1, 2, 1.4.2…)") }
+        if !version.isEmpty, Version(version) == nil { out.append("\(at).version: \(quoted(version)) is not a version (1, 2, 1.4.2…)") }
         out += planIDProblems(plan, environment: env, version: version, commit: commit, at: "\(at).plan")
         if let deployedAt, !Timestamp.isValid(deployedAt) { out.append("\(at).deployed_at: \(quoted(deployedAt)) is not an RFC 3339 date-time") }
         return out
@@ -46,8 +47,14 @@ extension Plan {
         var out: [String] = []
         if environment != env { out.append("\(at).environment: \(quoted(environment)) is not the environment it is filed under, '\(env)'") }
         if !isFullSHA(commit) { out.append("\(at).commit: \(quoted(commit)) is not a full 40-hex commit id") }
-        if let base, !isFullSHA(base) { out.append("\(at).base: \(quoted(base)) is not a full 40-hex commit id") }
-        if Version(version) == nil { out.append("\(at).version: \(quoted(version)) is not a version (1, 2, 1.4.2…)") }
+        if scope == .sqlmesh {
+            // A SQLMesh plan's base is the SQLMesh environment's plan id; it has no version.
+            if let base, !isSQLMeshPlanID(base) { out.append("\(at).base: \(quoted(base)) is not a SQLMesh plan id") }
+            if !version.isEmpty { out.append("\(at).version: a SQLMesh plan has no version, found \(quoted(version))") }
+        } else {
+            if let base, !isFullSHA(base) { out.append("\(at).base: \(quoted(base)) is not a full 40-hex commit id") }
+            if Version(version) == nil { out.append("\(at).version: \(quoted(version)) is not a version (1, 2, 1.4.2…)") }
+        }
         out += planIDProblems(id, environment: env, version: version, commit: commit, at: "\(at).id")
         if let author, !Names.isValid(author) { out.append("\(at).author: \(quoted(author)) is not a member name") }
         if let createdAt, !Timestamp.isValid(createdAt) { out.append("\(at).created_at: \(quoted(createdAt)) is not an RFC 3339 date-time") }
@@ -85,7 +92,17 @@ extension Attempt {
 
 /// A plan id is `<env>-v<version>-<first 10 hex of the commit>`; it must be a safe folder name and name
 /// this environment's plan of that version and commit (the latter is checked only when both are valid).
+/// dbt plans are `<env>-v<version>-<10 hex>`; SQLMesh plans (no version) `<env>-<10 hex>[-<n>]`.
 private func planIDProblems(_ id: String, environment env: String, version: String, commit: String, at: String) -> [String] {
+    if version.isEmpty {
+        let first = "\(env)-\(commit.prefix(10))"
+        let rest = id.hasPrefix(first) ? id.dropFirst(first.count) : nil
+        guard Names.isValidPlanID(id), isFullSHA(commit), let rest,
+              rest.isEmpty || (rest.hasPrefix("-") && Int(rest.dropFirst()).map { $0 >= 2 } == true) else {
+            return ["\(at): \(quoted(id)) is not a SQLMesh plan id of environment \(quoted(env)) (\(env)-<10 hex of the commit>[-<n>])"]
+        }
+        return []
+    }
     guard Names.isValidPlanID(id), id.hasPrefix("\(env)-v") else {
         return ["\(at): \(quoted(id)) is not a plan id of environment \(quoted(env)) (\(env)-v<version>-<10 hex of the commit>)"]
     }
@@ -94,6 +111,11 @@ private func planIDProblems(_ id: String, environment env: String, version: Stri
         return ["\(at): \(quoted(id)) does not match its version and commit (expected '\(expected)')"]
     }
     return []
+}
+
+/// SQLMesh's plan ids are hex (32 digits today); letters, digits and '_' up to 64 are accepted.
+private func isSQLMeshPlanID(_ s: String) -> Bool {
+    (1...64).contains(s.utf8.count) && s.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
 }
 
 /// RFC 1123 label, as Kubernetes object names of Jobs are: at most 63 of a-z, 0-9 and '-', alphanumeric at both ends.

@@ -42,7 +42,15 @@ final class FakeBackend: Backend, @unchecked Sendable {
         return recovery
     }
 
-    func manifests(for plan: Plan, env: EnvironmentSpec) -> [String] { [] }
+    func manifests(for plan: Plan, env: EnvironmentSpec, kind: PlanKind) -> [String] { [] }
+
+    /// What a plan kind's helper prints, per call (the last one repeats); nothing by default.
+    var answers: [Data] = []
+    func inspect(_ commit: ObjectID, env: EnvironmentSpec, kind: PlanKind, command: (Workspace) -> [String]) throws -> Data {
+        calls.append("inspect \(commit.short)")
+        guard !answers.isEmpty else { return Data() }
+        return answers.count > 1 ? answers.removeFirst() : answers[0]
+    }
 }
 
 /// The reconcile loop against a real repository and state file, with the backend faked: the engine's
@@ -70,7 +78,7 @@ final class EngineFixture: @unchecked Sendable {
         let planner = Planner(repo: try GitRepository.open(f.repo.path), desired: DesiredState.load(f.desired.path),
                               state: try store.load(), layout: store.layout, verify: { _, _, _ in nil })
         let console = FileHandle(forWritingAtPath: "/dev/null")!
-        let reconciler = Reconciler(planner: planner, store: store, console: console, wait: wait, backends: { _, _ in self.backend })
+        let reconciler = Reconciler(planner: planner, store: store, console: console, wait: wait, backends: { _ in self.backend })
         return reconciler.run(environments: ["dev"])[0]
     }
 
@@ -227,7 +235,7 @@ struct ReconcilerTests {
         let planner = Planner(repo: try GitRepository.open(e.f.repo.path), desired: DesiredState.load(e.f.desired.path),
                               state: StateFile(), layout: e.store.layout, verify: { _, _, _ in nil })
         let reports = Reconciler(planner: planner, store: e.store, console: FileHandle(forWritingAtPath: "/dev/null")!,
-                                 backends: { _, _ in e.backend }).run(environments: ["dev", "dev2"])
+                                 backends: { _ in e.backend }).run(environments: ["dev", "dev2"])
         #expect(reports[0].errors.contains { $0.contains("cannot write") }, "\(reports[0].errors)")
         #expect(reports[1].errors.contains { $0.contains("not reconciled: the state file could not be written") }, "\(reports[1].errors)")
         #expect(!e.backend.calls.contains { $0.hasPrefix("dev2-") }, "dev2 never started")

@@ -67,3 +67,34 @@ struct ByteOrderMarkTests {
         #expect(env.ref == "main")
     }
 }
+
+@Suite("SQLMesh projects and environments")
+struct SQLMeshSpecTests {
+    @Test func aSQLMeshConfigHasNoVersion() throws {
+        let config = try ProjectConfig.parse("kind: sqlmesh\nproject_dir: warehouse\n", file: "c")
+        #expect(config.kind == .sqlmesh)
+        #expect(config.version == nil)
+        do {
+            _ = try ProjectConfig.parse("kind: sqlmesh\nversion: 3\n", file: "main:.dagctl/config.yaml")
+            Issue.record("accepted a version")
+        } catch {
+            #expect(error.description.contains("main:.dagctl/config.yaml:2: 'version': a SQLMesh project has no version"), "\(error)")
+        }
+        #expect(throws: SpecIssues.self) { try ProjectConfig.parse("kind: spark\nversion: 1\n", file: "c") }
+        #expect(try ProjectConfig.parse("version: 1\n", file: "c").kind == .dbt)
+    }
+
+    @Test func keysOfTheOtherKindAreErrorsAtTheirLine() throws {
+        let env = try EnvironmentSpec.parse("ref: main\ntarget: prod\nselect_downstream: true\nprofiles_dir: p\nsqlmesh_environment: prod_eu\n",
+                                            name: "prod", file: "environments/prod.yaml", members: nil)
+        #expect(env.sqlmeshEnvironment == "prod_eu")
+        let forSQLMesh = env.keysNotFor(.sqlmesh).map(\.description)
+        #expect(forSQLMesh.count == 3)
+        #expect(forSQLMesh.contains { $0.hasPrefix("environments/prod.yaml:2: 'target': does not apply to a sqlmesh project") }, "\(forSQLMesh)")
+        #expect(forSQLMesh.contains { $0.hasPrefix("environments/prod.yaml:3: 'select_downstream'") })
+        #expect(env.keysNotFor(.dbt).map(\.description) == ["environments/prod.yaml:5: 'sqlmesh_environment': does not apply to a dbt project (.dagctl/config.yaml says kind: dbt); its environments take target, select_downstream and profiles_dir: remove it"])
+        let plain = try EnvironmentSpec.parse("ref: main\n", name: "dev", file: "d", members: nil)
+        #expect(plain.sqlmeshEnvironment == "dev", "the environment's name by default")
+        #expect(throws: SpecIssues.self) { try EnvironmentSpec.parse("ref: main\nsqlmesh_environment: Prod-EU\n", name: "dev", file: "d", members: nil) }
+    }
+}
