@@ -18,6 +18,9 @@ public struct DbtPlans: PlanKind {
     }
 
     public var tool: String { "dbt" }
+    public var runName: String { "dbt build" }
+    /// run_results.json names the failed nodes instead.
+    public func failureDetail(log: String) -> String? { nil }
 
     public func trigger(env: EnvironmentSpec, head: ObjectID, state: EnvironmentState, label: String) throws -> NextPlanDecision {
         let issues = env.keysNotFor(.dbt)

@@ -167,14 +167,17 @@ final class LocalProcessBackend: Backend {
             $0.pidStart = nil
             if let results { $0.summary = results.summary.counts }
         }
-        let tool = (workspace.tool as NSString).lastPathComponent
         switch ended {
         case .interrupted(let sig):
-            return .interrupted("dagctl received \(Interruption.name(sig)) and stopped \(tool)")
+            return .interrupted("dagctl received \(Interruption.name(sig)) and stopped \(attempt.kind.tool)")
         case _ where !ended.succeeded:
-            var reason = "\(tool) \(command.count > 1 ? command[1] : ""): \(ended.description)"
+            var reason = "\(attempt.kind.runName): \(ended.description)"
             if case .timedOut = ended { reason += " (backend.timeout_seconds); its processes were stopped" }
             if let failures = results?.summary.failures, !failures.isEmpty { reason += "; failed: " + failures.joined(separator: ", ") }
+            if let text = try? String(contentsOfFile: "\(attempt.logDir)/run.log", encoding: .utf8),
+               let detail = attempt.kind.failureDetail(log: String(text.suffix(20_000))) {
+                reason += "; \(detail)"
+            }
             return .failed(reason)
         default:
             let shown = attempt.kind.displayCommand(attempt.plan, env: attempt.env) ?? command

@@ -50,6 +50,10 @@ public struct ExplainContext {
 public protocol PlanKind: Sendable {
     /// The tool the run phase calls (`dbt`, `sqlmesh`), from the project's virtualenv or PATH.
     var tool: String { get }
+    /// The run phase in two words for reasons (`dbt build`, `sqlmesh plan`).
+    var runName: String { get }
+    /// From a failed run's log, the tool's own one-line account of what went wrong, if it gives one.
+    func failureDetail(log: String) -> String?
     /// Decides from the head commit and the environment's state whether a new plan is due. `label`
     /// names `head` in error messages (the ref).
     func trigger(env: EnvironmentSpec, head: ObjectID, state: EnvironmentState, label: String) throws -> NextPlanDecision

@@ -20,6 +20,16 @@ public struct SQLMeshPlans: PlanKind {
     }
 
     public var tool: String { "sqlmesh" }
+    public var runName: String { "sqlmesh plan" }
+
+    /// sqlmesh ends a failed plan with `Error: …` ("Cannot generate plan due to failing test(s)…",
+    /// "Plan application failed.") and names failed audits on lines before it.
+    public func failureDetail(log: String) -> String? {
+        let lines = log.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard let error = lines.last(where: { $0.hasPrefix("Error:") }) else { return nil }
+        let audit = lines.last { $0.localizedCaseInsensitiveContains("audit") && $0.localizedCaseInsensitiveContains("fail") && !$0.hasPrefix("Error:") }
+        return ([audit, error].compactMap { $0 }).joined(separator: "; ")
+    }
 
     /// No Python unless the head moved: the newest plan, the deployment or the last in-sync answer is
     /// at this commit already.
