@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Walks the whole dagctl flow on the example project: a git repository made from examples/project,
-# the desired state from examples/desired, a state file, and real dbt on DuckDB.
+# Walks the whole dagctl flow on the example projects: a git repository made from examples/project,
+# the desired state from examples/desired, a state file, and real dbt on DuckDB; then the SQLMesh
+# example (examples/sqlmesh) the same way with real sqlmesh.
 # Usage: examples/walkthrough.sh DAGCTL_BINARY WORKDIR
 set -euo pipefail
 dagctl_bin=$1
@@ -29,6 +30,7 @@ git -C "$work/repo" log --oneline
 step "2. The desired state: dev (unprotected) and prod (protected), members alice, bob, carol"
 cp -R "$here/desired" "$work/desired"
 # Each member gets an ed25519 key; its public half goes into members.yaml so signatures can be checked.
+rm -rf "$work/keys"
 mkdir -p "$work/keys"
 for member in alice bob carol; do
     ssh-keygen -q -t ed25519 -N "" -C "$member@example" -f "$work/keys/$member"
@@ -87,5 +89,53 @@ print("models run by", plan + ":", ", ".join(models))
 assert models == ["model.shop.customers"], models
 PY
 show dagctl logs "$prod_plan" --phase run
+
+step "10. The SQLMesh example: examples/sqlmesh/project, its own repository, desired state and state file"
+sq="$work/sqlmesh"
+rm -rf "$sq"
+mkdir -p "$sq"
+cp -R "$here/sqlmesh/project" "$sq/repo"
+git -C "$sq/repo" init -q -b main
+git -C "$sq/repo" config user.name "Alice"
+git -C "$sq/repo" config user.email "alice@example.com"
+git -C "$sq/repo" add -A
+git -C "$sq/repo" commit -q -m "shop (SQLMesh): first version"
+cp -R "$here/sqlmesh/desired" "$sq/desired"
+cp "$work/desired/members.yaml" "$sq/desired/members.yaml"   # the same people and keys
+export DAGCTL_REPO="$sq/repo" DAGCTL_DESIRED="$sq/desired" DAGCTL_STATE="$sq/state/state.json"
+export SHOP_SQLMESH_DB="$sq/shop.duckdb"
+show dagctl validate
+show dagctl plan --env dev
+
+step "11. First deploy: dev applies without approval; prod waits for bob's signature"
+show dagctl reconcile
+sq_prod=$(plan_id prod)
+show dagctl approve "$sq_prod" --as bob --key "$work/keys/bob" --comment "first SQLMesh deploy"
+show dagctl reconcile --env prod
+show dagctl reconcile --env dev   # nothing moved: no Python is started
+
+step "12. A non-breaking change (a new column): applied to dev, then to prod after approval"
+python3 - "$sq/repo/models/orders_daily.sql" <<'PY'
+import sys
+path = sys.argv[1]
+text = open(path).read()
+open(path, "w").write(text.replace("SUM(amount_cents) AS amount_cents\n", "SUM(amount_cents) AS amount_cents,\n  MAX(amount_cents) AS largest_cents\n"))
+PY
+git -C "$sq/repo" -c user.name=Carol -c user.email=carol@example.com commit -q -am "orders_daily: largest order"
+show dagctl plan --env prod
+show dagctl reconcile --env dev
+sq_prod=$(plan_id prod)
+show dagctl approve "$sq_prod" --as bob --key "$work/keys/bob"
+show dagctl reconcile --env prod
+python3 - "$SHOP_SQLMESH_DB" <<'PY'
+import sys
+import duckdb
+db = duckdb.connect(sys.argv[1], read_only=True)
+for env in ("shop__dev", "shop"):
+    rows = db.execute(f"select order_date, orders, largest_cents from {env}.orders_daily order by order_date").fetchall()
+    print(f"{env}.orders_daily:", rows)
+    assert rows[0][2] == 2500 and len(rows) == 4, rows
+print("the new column is in dev and prod, computed from the seed")
+PY
 
 printf '\nWork folder: %s\n' "$work"

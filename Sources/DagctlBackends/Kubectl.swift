@@ -44,7 +44,9 @@ public struct Kubectl: Sendable {
               let list = try? JSONSerialization.jsonObject(with: result.stdout) as? [String: Any],
               let pods = list["items"] as? [[String: Any]] else { return nil }
         for pod in pods {
-            let statuses = ((pod["status"] as? [String: Any])?["containerStatuses"] as? [[String: Any]]) ?? []
+            // Init containers first: a failed clone leaves the main container waiting, with nothing to say.
+            let podStatus = pod["status"] as? [String: Any]
+            let statuses = ((podStatus?["initContainerStatuses"] as? [[String: Any]]) ?? []) + ((podStatus?["containerStatuses"] as? [[String: Any]]) ?? [])
             for status in statuses {
                 let state = status["state"] as? [String: Any] ?? [:]
                 if let t = state["terminated"] as? [String: Any], (t["exitCode"] as? Int ?? 0) != 0 {

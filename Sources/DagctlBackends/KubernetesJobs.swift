@@ -10,7 +10,12 @@ public enum KubernetesJobs {
     /// A DNS-1123 label of at most 63 characters, unique per plan, phase and attempt. Long ones keep
     /// their start and end in a hash so that they stay unique and deterministic.
     public static func jobName(plan: String, phase: Phase, attempt: Int) -> String {
-        let full = "\(plan.replacingOccurrences(of: ".", with: "-"))-\(phase.rawValue)-\(attempt)".lowercased()
+        name("\(plan)-\(phase.rawValue)-\(attempt)")
+    }
+
+    /// `text` as a Job name: dots become dashes; past 63 characters the start is kept with a hash of the whole.
+    public static func name(_ text: String) -> String {
+        let full = text.replacingOccurrences(of: ".", with: "-").lowercased()
         if full.utf8.count <= 63 { return full }
         let hash = SHA256.hex(Array(full.utf8)).prefix(8)
         var head = String(full.prefix(63 - 9))
@@ -88,6 +93,52 @@ public enum KubernetesJobs {
         let pod: [String: Any] = k.registrySecret.map { ["imagePullSecrets": [["name": $0]]] } ?? [:]
         return job(name: jobName(plan: plan.id, phase: .run, attempt: attempt), plan: plan, k: k, phase: .run,
                    attempt: attempt, container: container, pod: pod)
+    }
+
+    /// Where a clone Job's pod checks out the repository (an emptyDir volume).
+    public static let cloneRoot = "/workspace/repo"
+
+    /// A Job that runs `command` on `k.image` (an existing image, with its tag) in a checkout of the
+    /// repository at exactly `commit`: two init containers on `k.gitImage` clone `k.context` into an
+    /// emptyDir and check the commit out (git's own commands, no shell). For plan kinds that build no
+    /// image (SQLMesh): their run, and their explain and confirm steps.
+    public static func cloneJob(name: String, env: EnvironmentSpec, k: EnvironmentSpec.KubernetesBackend, commit: String,
+                                labels: [String: String], annotations: [String: String], workingDir: String,
+                                command: [String], ttlSeconds: Int) -> [String: Any] {
+        let mount: [[String: Any]] = [["name": "workspace", "mountPath": "/workspace"]]
+        let clone: [[String: Any]] = [
+            ["name": "clone", "image": k.gitImage, "command": ["git", "clone", "--no-checkout", "--", k.context, cloneRoot],
+             "volumeMounts": mount],
+            ["name": "checkout", "image": k.gitImage, "command": ["git", "-C", cloneRoot, "checkout", "--detach", commit],
+             "volumeMounts": mount],
+        ]
+        var container: [String: Any] = ["name": "sqlmesh", "image": k.image, "command": command, "workingDir": workingDir,
+                                        "volumeMounts": mount]
+        if !env.env.isEmpty { container["env"] = env.env.keys.sorted().map { ["name": $0, "value": env.env[$0]!] } }
+        if !k.secretEnv.isEmpty { container["envFrom"] = k.secretEnv.map { ["secretRef": ["name": $0]] } }
+        var podSpec: [String: Any] = ["restartPolicy": "Never", "initContainers": clone, "containers": [container],
+                                      "volumes": [["name": "workspace", "emptyDir": [String: Any]()]]]
+        if let sa = k.serviceAccount { podSpec["serviceAccountName"] = sa }
+        if let secret = k.registrySecret { podSpec["imagePullSecrets"] = [["name": secret]] }
+        return [
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": ["name": name, "namespace": k.namespace, "labels": labels, "annotations": annotations],
+            "spec": [
+                "backoffLimit": 0,
+                "activeDeadlineSeconds": k.timeoutSeconds,
+                "ttlSecondsAfterFinished": ttlSeconds,
+                "template": ["metadata": ["labels": labels, "annotations": annotations], "spec": podSpec] as [String: Any],
+            ] as [String: Any],
+        ]
+    }
+
+    /// Labels and annotations of a plan's Job (run, or a check of it).
+    public static func metadata(plan: Plan, phase: String, attempt: Int) -> (labels: [String: String], annotations: [String: String]) {
+        var labels = labels(plan: plan, phase: .run, attempt: attempt)
+        labels["app.kubernetes.io/component"] = phase
+        labels["dagctl.dev/phase"] = phase
+        return (labels, annotations(plan: plan, attempt: attempt))
     }
 
     static func job(name: String, plan: Plan, k: EnvironmentSpec.KubernetesBackend, phase: Phase, attempt: Int,

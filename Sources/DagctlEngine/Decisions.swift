@@ -37,18 +37,18 @@ public struct DecisionWriter {
             ?? (try? history(env.name))?.last(where: { $0.id == id }) {
             return (plan, env)
         }
-        guard id.dropFirst(env.name.count + 1).hasPrefix("v") else {
-            throw EngineError("plan '\(id)' is not in the state file; a SQLMesh plan can be approved once a reconcile has recorded it")
-        }
-        let shortSHA = String(id.split(separator: "-").last ?? "")
+        // <env>-v<version>-<10 hex> (dbt) or <env>-<10 hex>[-<n>] (SQLMesh): find the commit's hex part.
+        let rest = id.dropFirst(env.name.count + 1).split(separator: "-")
+        let shortSHA = String((rest.first?.hasPrefix("v") == true ? rest.dropFirst().first : rest.first) ?? "")
         let commit: ObjectID
         do { commit = try planner.repo.resolveCommit(shortSHA) } catch {
             throw EngineError("plan '\(id)' is not in the state file and its commit \(shortSHA) is not in the repository")
         }
         let kind = try planner.cycle.kind(at: commit, label: commit.short)
-        guard let plan = try kind.explain(env: env, head: commit, base: planner.state.environments[env.name]?.deployed?.commit,
-                                          label: commit.short, context: ExplainContext()) else {
-            throw EngineError("commit \(shortSHA) gives no plan for \(env.name)")
+        let envState = planner.state.environments[env.name] ?? EnvironmentState()
+        let context = planner.explainContext(env, plans: envState.plans, backend: planner.backend(for: env), kind: kind)
+        guard let plan = try kind.explain(env: env, head: commit, base: envState.deployed?.commit, label: commit.short, context: context) else {
+            throw EngineError("commit \(shortSHA) gives no plan for \(env.name): SQLMesh reports it in sync")
         }
         guard plan.id == id else {
             throw EngineError("commit \(shortSHA) has version \(plan.version), so its plan is '\(plan.id)', not '\(id)'")

@@ -52,6 +52,9 @@ public protocol PlanKind: Sendable {
     var tool: String { get }
     /// The run phase in two words for reasons (`dbt build`, `sqlmesh plan`).
     var runName: String { get }
+    /// Whether the Kubernetes build phase makes an image of the project (dbt, with Kaniko); otherwise
+    /// Jobs run on the environment's existing image in a clone of the repository at the plan's commit.
+    var buildsImage: Bool { get }
     /// From a failed run's log, the tool's own one-line account of what went wrong, if it gives one.
     func failureDetail(log: String) -> String?
     /// Decides from the head commit and the environment's state whether a new plan is due. `label`

@@ -20,6 +20,7 @@ public struct SQLMeshPlans: PlanKind {
     }
 
     public var tool: String { "sqlmesh" }
+    public var buildsImage: Bool { false }
     public var runName: String { "sqlmesh plan" }
 
     /// sqlmesh ends a failed plan with `Error: …` ("Cannot generate plan due to failing test(s)…",

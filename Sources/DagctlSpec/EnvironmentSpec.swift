@@ -44,8 +44,18 @@ public struct EnvironmentSpec: Sendable, Equatable {
         public var timeoutSeconds: Int
         /// A `kubernetes.io/dockerconfigjson` Secret: Kaniko pushes with it, the run Job pulls with it.
         public var registrySecret: String?
+        /// SQLMesh projects: the image of the init container that clones the repository at the plan's commit.
+        public var gitImage: String = defaultGitImage
+        /// Where `image` and `context` are written, for errors that depend on the project's kind.
+        public var lines: [String: Int] = [:]
 
         public static let defaultKanikoImage = "gcr.io/kaniko-project/executor:v1.23.2"
+        public static let defaultGitImage = "alpine/git"
+
+        /// Whether `image` names a tag or digest (`repo:tag`, `repo@sha256:…`).
+        public var imageHasTag: Bool {
+            image.contains("@") || (image.split(separator: "/").last?.contains(":") ?? false)
+        }
     }
 
     public init(name: String, file: String = "", ref: String, protected: Bool = false, allowlist: [String] = [],
@@ -131,6 +141,32 @@ public struct EnvironmentSpec: Sendable, Equatable {
     public static let dbtOnlyKeys = ["target", "select_downstream", "profiles_dir"]
     public static let sqlmeshOnlyKeys = ["sqlmesh_environment", "gateway"]
 
+    /// What a project of `kind` needs of a Kubernetes backend: dbt builds its image with Kaniko (an image
+    /// repository without a tag, a Kaniko build context); SQLMesh runs on an existing image (with its
+    /// tag) and clones the repository (a git URL).
+    public func kubernetesProblems(for kind: ProjectConfig.Kind) -> [SpecIssue] {
+        guard case .kubernetes(let k) = backend else { return [] }
+        var out: [SpecIssue] = []
+        func issue(_ key: String, _ message: String) {
+            out.append(SpecIssue(file: file, line: k.lines[key], key: "backend.\(key)", message: message))
+        }
+        switch kind {
+        case .dbt:
+            if k.imageHasTag { issue("image", "give the image repository without a tag; the tag is derived from the plan id") }
+            if !["git://", "dir://", "tar://", "gs://", "s3://"].contains(where: k.context.hasPrefix) {
+                issue("context", "'\(excerpt(k.context))' is not a Kaniko build context (git://, dir://, tar://, gs:// or s3://)")
+            }
+        case .sqlmesh:
+            if !k.imageHasTag {
+                issue("image", "a SQLMesh project runs on an existing image: give it with its tag (e.g. \(excerpt(k.image)):1.4), an image holding Python and the project's sqlmesh")
+            }
+            if !["https://", "http://", "git://", "ssh://", "git@", "file://"].contains(where: k.context.hasPrefix) {
+                issue("context", "'\(excerpt(k.context))' is not a git URL to clone the repository from (https://, ssh://, git@…, git://)")
+            }
+        }
+        return out
+    }
+
     /// The keys written here that a project of `kind` does not take, as file:line errors.
     public func keysNotFor(_ kind: ProjectConfig.Kind) -> [SpecIssue] {
         let foreign = kind == .sqlmesh ? Self.dbtOnlyKeys : Self.sqlmeshOnlyKeys
@@ -140,11 +176,11 @@ public struct EnvironmentSpec: Sendable, Equatable {
                 SpecIssue(file: file, line: $0, key: key,
                           message: "does not apply to a \(kind.rawValue) project (.dagctl/config.yaml says kind: \(kind.rawValue)); its environments take \(takes): remove it")
             }
-        }
+        } + kubernetesProblems(for: kind)
     }
 
     private static let kubernetesKeys = ["namespace", "image", "context", "kubectl_context", "service_account",
-                                         "secret_env", "kaniko_image", "registry_secret"]
+                                         "secret_env", "kaniko_image", "registry_secret", "git_image"]
 
     private static func parseBackend(_ doc: MappingReader) -> Backend? {
         guard let backend = doc.mapping("backend") else { return .local }
@@ -161,14 +197,12 @@ public struct EnvironmentSpec: Sendable, Equatable {
         case "kubernetes":
             let namespace = backend.string("namespace", required: true)
             if let ns = namespace, !isDNSLabel(ns) { backend.invalid("namespace", "'\(ns)' is not a valid Kubernetes namespace") }
+            // Whether `image` may carry a tag and what `context` must be depend on the project's kind
+            // (dbt: Kaniko builds the image; SQLMesh: an existing image clones the repository), which
+            // is known only at a commit: `kubernetesProblems(for:)` says.
             let image = backend.string("image", required: true)
-            if let image, image.contains("@") || (image.split(separator: "/").last?.contains(":") ?? false) {
-                backend.invalid("image", "give the image repository without a tag; the tag is derived from the plan id")
-            }
             let context = backend.string("context", required: true)
-            if let context, !["git://", "dir://", "tar://", "gs://", "s3://"].contains(where: context.hasPrefix) {
-                backend.invalid("context", "'\(context)' is not a Kaniko build context (git://, dir://, tar://, gs:// or s3://)")
-            }
+            let gitImage = backend.string("git_image") ?? KubernetesBackend.defaultGitImage
             let kubectlContext = backend.string("kubectl_context")
             let serviceAccount = backend.string("service_account")
             if let sa = serviceAccount, !isDNSSubdomain(sa) { backend.invalid("service_account", "'\(sa)' is not a valid service account name") }
@@ -180,10 +214,13 @@ public struct EnvironmentSpec: Sendable, Equatable {
             if let r = registrySecret, !isDNSSubdomain(r) { backend.invalid("registry_secret", "'\(r)' is not a valid Secret name") }
             backend.finish()
             guard let namespace, let image, let context else { return nil }
-            return .kubernetes(KubernetesBackend(namespace: namespace, image: image, context: context,
-                                                 kubectlContext: kubectlContext, serviceAccount: serviceAccount,
-                                                 secretEnv: secrets, kanikoImage: kaniko, timeoutSeconds: timeout,
-                                                 registrySecret: registrySecret))
+            var k = KubernetesBackend(namespace: namespace, image: image, context: context,
+                                      kubectlContext: kubectlContext, serviceAccount: serviceAccount,
+                                      secretEnv: secrets, kanikoImage: kaniko, timeoutSeconds: timeout,
+                                      registrySecret: registrySecret)
+            k.gitImage = gitImage
+            k.lines = ["image": backend.line(of: "image") ?? 0, "context": backend.line(of: "context") ?? 0]
+            return .kubernetes(k)
         case let other?:
             backend.invalid("kind", "'\(other)' is not a backend; use 'local' or 'kubernetes'")
             backend.finish()

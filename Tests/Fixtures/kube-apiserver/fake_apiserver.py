@@ -3,9 +3,10 @@
 
 It serves just enough of core/v1 (pods, pod logs, namespaces) and batch/v1 (jobs), and
 plays Job controller and kubelet: a created Job gets a Pod, which "runs" as a JSON script
-file decides (canned logs, or a real local process). See README.md.
+file decides (canned logs, or real local processes: init containers, then the main container,
+with emptyDir volumes as host temporary folders). See README.md.
 """
-import argparse, copy, json, os, random, re, select, signal, socket, subprocess, threading, time, uuid
+import argparse, copy, json, os, random, re, select, shutil, signal, socket, subprocess, tempfile, threading, time, uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -169,15 +170,35 @@ def load_rule(job):
     return {"action": "succeed"}
 
 class PodRuntime:
-    """What the kubelet knows about a pod: its log, its process, and whether it has been told to stop."""
-    def __init__(self):
-        self.log, self.started, self.done, self.proc = bytearray(), False, False, None
+    """What the kubelet knows about a pod: a log per container (init containers included), which
+    containers have started and which init containers have exited, the process running now, its
+    emptyDir folders on the host, and whether it has been told to stop."""
+    def __init__(self, pod):
+        spec = pod["spec"]
+        self.main = spec["containers"][0]["name"]
+        self.logs = {c["name"]: bytearray() for c in (spec.get("initContainers") or []) + spec["containers"]}
+        self.started, self.ended = set(), set()
+        self.done, self.proc = False, None
+        self.volumes = {}   # emptyDir volume name -> host folder
         self.stop = threading.Event()
 
-    def append(self, data):
+    def append(self, data, container=None):
         with LOCK:
-            self.log += data
+            self.logs[container or self.main] += data
             CHANGED.notify_all()
+
+def make_volumes(pod, rt):
+    """A fresh host folder for every emptyDir volume, made when the pod starts. Needs LOCK."""
+    for volume in pod["spec"].get("volumes") or []:
+        if "emptyDir" in volume and volume.get("name") and volume["name"] not in rt.volumes:
+            rt.volumes[volume["name"]] = tempfile.mkdtemp(
+                prefix=f"fake-kubelet-{pod['metadata']['name']}-{volume['name']}-")
+
+def remove_volumes(rt):
+    """Once the pod is deleted (and its processes have exited), or when the server exits. Needs LOCK."""
+    volumes, rt.volumes = rt.volumes, {}
+    for folder in volumes.values():
+        shutil.rmtree(folder, ignore_errors=True)
 
 def create_job(namespace, job, dry_run):
     meta, spec = job.setdefault("metadata", {}), job.setdefault("spec", {})
@@ -202,8 +223,21 @@ def create_job(namespace, job, dry_run):
                        f'Unsupported value: "{pod_spec["restartPolicy"]}": supported values: "OnFailure", "Never"'))
     if not pod_spec.get("containers"):
         causes.append(("spec.template.spec.containers", "Required value"))
-    causes += [(f"spec.template.spec.containers[{i}].{f}", "Required value")
-               for i, c in enumerate(pod_spec.get("containers") or []) for f in ("name", "image") if not c.get(f)]
+    volume_names, container_names = {v.get("name") for v in pod_spec.get("volumes") or []}, set()
+    for kind in ("containers", "initContainers"):   # container names are unique across both lists
+        for i, c in enumerate(pod_spec.get(kind) or []):
+            field = f"spec.template.spec.{kind}[{i}]"
+            causes += [(f"{field}.{f}", "Required value") for f in ("name", "image") if not c.get(f)]
+            if c.get("name") in container_names:
+                causes.append((f"{field}.name", f'Duplicate value: "{c["name"]}"'))
+            container_names.add(c.get("name"))
+            for j, mount in enumerate(c.get("volumeMounts") or []):
+                if not mount.get("name"):
+                    causes.append((f"{field}.volumeMounts[{j}].name", "Required value"))
+                elif mount["name"] not in volume_names:
+                    causes.append((f"{field}.volumeMounts[{j}].name", f'Not found: "{mount["name"]}"'))
+                if not mount.get("mountPath"):
+                    causes.append((f"{field}.volumeMounts[{j}].mountPath", "Required value"))
     if causes:
         raise invalid(name, causes)
     with LOCK:
@@ -249,8 +283,13 @@ def condition(kind, reason, message):
     t = now()
     return {"type": kind, "status": "True", "lastProbeTime": t, "lastTransitionTime": t, "reason": reason, "message": message}
 
+def waiting_status(container, reason):
+    return {"name": container["name"], "image": container["image"], "imageID": "", "ready": False, "restartCount": 0,
+            "started": False, "lastState": {}, "state": {"waiting": {"reason": reason}}}
+
 def start_pod(job, rule):
     ns, jname, tmpl = job["metadata"]["namespace"], job["metadata"]["name"], job["spec"]["template"]
+    inits = tmpl["spec"].get("initContainers") or []
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {
         "name": f"{jname}-{random_suffix()}", "generateName": jname + "-", "namespace": ns, "uid": str(uuid.uuid4()),
         "creationTimestamp": now(), "labels": dict(tmpl["metadata"]["labels"]),
@@ -258,43 +297,98 @@ def start_pod(job, rule):
         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": jname, "uid": job["metadata"]["uid"],
                              "controller": True, "blockOwnerDeletion": True}]},
         "spec": {**copy.deepcopy(tmpl["spec"]), "nodeName": "fake-node"},
-        "status": {"phase": "Pending", "qosClass": "BestEffort", "hostIP": "10.0.0.1", "containerStatuses": [
-            {"name": c["name"], "image": c["image"], "imageID": "", "ready": False, "restartCount": 0, "started": False,
-             "lastState": {}, "state": {"waiting": {"reason": "ContainerCreating"}}} for c in tmpl["spec"]["containers"]]}}
+        # With init containers, the kubelet's default waiting reason is PodInitializing for every container.
+        "status": {"phase": "Pending", "qosClass": "BestEffort", "hostIP": "10.0.0.1",
+                   **({"initContainerStatuses": [waiting_status(c, "PodInitializing") for c in inits]} if inits else {}),
+                   "containerStatuses": [waiting_status(c, "PodInitializing" if inits else "ContainerCreating")
+                                         for c in tmpl["spec"]["containers"]]}}
     key = (ns, pod["metadata"]["name"])
-    PODS[key], RUNTIME[key] = pod, PodRuntime()
+    PODS[key], RUNTIME[key] = pod, PodRuntime(pod)
     touch(pod, "ADDED")
     threading.Thread(target=run_pod, args=(job, pod, RUNTIME[key], rule), daemon=True).start()
 
-def set_pod_status(pod, phase, state):
+def set_pod_status(pod, phase, state=None, initialized=True):
+    """Phase and conditions, and (given a state) that of every main container. Needs LOCK."""
     running = phase == "Running"
-    pod["status"].update(phase=phase, podIP="10.244.0.7", conditions=[
-        {"type": t, "status": str(ok), "lastTransitionTime": now()}
-        for t, ok in (("PodScheduled", True), ("Initialized", True), ("ContainersReady", running), ("Ready", running))])
+    conditions = []
+    for kind, ok in (("PodScheduled", True), ("Initialized", initialized), ("ContainersReady", running), ("Ready", running)):
+        conditions.append({"type": kind, "status": str(ok), "lastTransitionTime": now()})
+        if kind == "Initialized" and not ok:
+            incomplete = [cs["name"] for cs in pod["status"].get("initContainerStatuses", []) if not cs["ready"]]
+            conditions[-1].update(reason="ContainersNotInitialized",
+                                  message=f"containers with incomplete status: [{' '.join(incomplete)}]")
+    pod["status"].update(phase=phase, podIP="10.244.0.7", conditions=conditions)
     pod["status"].setdefault("startTime", now())
-    for cs in pod["status"]["containerStatuses"]:
+    for cs in pod["status"]["containerStatuses"] if state is not None else []:
         cs.update(state=copy.deepcopy(state), ready=running, started=running, containerID="containerd://" + uuid.uuid4().hex)
+    touch(pod)
+
+def set_init_status(pod, name, state):
+    """An init container is ready once it has exited 0; `started` is true only while it runs. Needs LOCK."""
+    for cs in pod["status"]["initContainerStatuses"]:
+        if cs["name"] == name:
+            if "running" in state:
+                cs["containerID"] = "containerd://" + uuid.uuid4().hex
+            else:
+                state["terminated"]["containerID"] = cs["containerID"]
+            cs.update(state=state, started="running" in state,
+                      ready=state.get("terminated", {}).get("exitCode") == 0)
     touch(pod)
 
 def run_pod(job, pod, rt, rule):
     rt.stop.wait(float(rule.get("pending_seconds", 0)))
-    started, exit_code = now(), 137
+    key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+    inits, main = pod["spec"].get("initContainers") or [], pod["spec"]["containers"][0]
+    execute = rule.get("action") == "exec"
+    started, exit_code, stage = now(), 137, "pending"   # stage: how far the pod got (pending, init, main)
     with LOCK:
         if not rt.stop.is_set():
-            set_pod_status(pod, "Running", {"running": {"startedAt": started}})
-            set_job_status(job, ready=1)
-            rt.started = True
-    if rt.started:
-        exit_code = run_exec(pod, rt, rule) if rule.get("action") == "exec" else run_canned(rt, rule)
+            make_volumes(pod, rt)
+            stage = "init"
+    # Init containers run one after the other, each only once the one before has exited 0. A canned
+    # rule runs none of them: they just complete, with no output.
+    for container in inits if stage == "init" else []:
+        with LOCK:
+            if rt.stop.is_set():
+                break
+            init_started = now()
+            rt.started.add(container["name"])
+            set_init_status(pod, container["name"], {"running": {"startedAt": init_started}})
+            set_pod_status(pod, "Pending", initialized=False)
+        code = run_exec(pod, rt, rule, container) if execute else 0
+        with LOCK:
+            rt.ended.add(container["name"])
+            CHANGED.notify_all()
+            if key in PODS:
+                set_init_status(pod, container["name"], {"terminated": {
+                    "exitCode": code, "reason": "Completed" if code == 0 else "Error",
+                    "startedAt": init_started, "finishedAt": now()}})
+        if code != 0:   # restartPolicy Never: the pod fails, its main containers never start
+            exit_code = code
+            break
+    else:
+        with LOCK:
+            if stage == "init" and not rt.stop.is_set():
+                started = now()
+                set_pod_status(pod, "Running", {"running": {"startedAt": started}})
+                set_job_status(job, ready=1)
+                rt.started.update(c["name"] for c in pod["spec"]["containers"])   # only the first one runs
+                stage = "main"
+    if stage == "main":
+        exit_code = run_exec(pod, rt, rule, main) if execute else run_canned(rt, rule)
     with LOCK:
         rt.done = True
-        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
         if key in PODS:   # else already deleted along with its Job
-            set_pod_status(pod, "Succeeded" if exit_code == 0 else "Failed", {"terminated": {
-                "exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
-                "startedAt": started, "finishedAt": now()}})
+            if stage == "init" and inits:   # not initialized: the main containers stay waiting PodInitializing
+                set_pod_status(pod, "Failed", initialized=False)
+            else:
+                set_pod_status(pod, "Succeeded" if exit_code == 0 else "Failed", {"terminated": {
+                    "exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
+                    "startedAt": started, "finishedAt": now()}})
             if rt.stop.is_set():   # stopped by the deadline: deleted once its container has exited
                 touch(PODS.pop(key), "DELETED")
+        if key not in PODS:   # its processes have all exited, so its volumes can go
+            remove_volumes(rt)
         if not job_alive(job):
             return
         failed = job["status"].get("failed", 0) + (exit_code != 0 or rt.stop.is_set())
@@ -325,27 +419,46 @@ def run_canned(rt, rule):
         rt.append(line.encode() + b"\n")
     return int(rule.get("exit_code", 1)) if rule.get("action") == "fail" else 0
 
-def run_exec(pod, rt, rule):
-    spec = rule.get("exec", {})
-    mapping = sorted(spec.get("map_paths", {}).items(), key=lambda kv: -len(kv[0]))
+# Where a container path may start inside an argument or env value (`/p`, `--flag=/p`, `a:/p`, `sh -c
+# "cd /p && x >/p/f"`), and what may not follow its prefix (more of a file name).
+PATH_START, PATH_NAME_GOES_ON = r"(?<![^\s=:'\"`<>|&;(,])", r"(?![\w.~+@%-])"
 
-    def mapped(value):
-        # Container paths become host paths, also inside `--flag=/path`.
-        for prefix, real in mapping:
-            value = re.sub(rf"(^|=){re.escape(prefix)}(?=/|$)", lambda m: m.group(1) + real, value)
-        return value
-    container = pod["spec"]["containers"][0]
+def path_mapper(pod, rt, rule, container):
+    """Container paths to host paths. The container's emptyDir mounts come first, since a mount hides
+    whatever the image has below it; then the rule's `map_paths`. Longest prefix first within each."""
+    mounts = {}
+    for mount in container.get("volumeMounts") or []:
+        if mount.get("name") in rt.volumes and mount.get("mountPath"):
+            folder = rt.volumes[mount["name"]]
+            if mount.get("subPath"):   # the kubelet makes a missing subPath folder
+                folder = os.path.join(folder, mount["subPath"])
+                os.makedirs(folder, exist_ok=True)
+            mounts[mount["mountPath"].rstrip("/") or "/"] = folder
+    paths = {k.rstrip("/") or "/": v for k, v in (rule.get("exec", {}).get("map_paths") or {}).items()}
+    order = sorted(mounts, key=len, reverse=True) + sorted(paths, key=len, reverse=True)
+    if not order:
+        return lambda value: value
+    host = {**paths, **mounts}
+    pattern = re.compile(PATH_START + "(" + "|".join(map(re.escape, order)) + ")" + PATH_NAME_GOES_ON)
+    return lambda value: pattern.sub(lambda m: host[m.group(1)], value)
+
+def run_exec(pod, rt, rule, container):
+    """Runs a container's command + args as a local process, its output going to that container's log."""
+    spec, name = rule.get("exec", {}), container["name"]
+    mapped = path_mapper(pod, rt, rule, container)
     argv = list(spec.get("command_prefix", [])) + [mapped(a) for a in container.get("command", []) + container.get("args", [])]
     env = dict(os.environ, HOSTNAME=pod["metadata"]["name"])   # the host's PATH etc., so tools resolve
     env.update({e["name"]: mapped(str(e.get("value", ""))) for e in container.get("env", []) if "name" in e})
     env.update(spec.get("env", {}))
     cwd = spec.get("cwd") or (mapped(container["workingDir"]) if container.get("workingDir") else None)
+    if cwd and not spec.get("cwd") and any(cwd == f or cwd.startswith(f + "/") for f in rt.volumes.values()):
+        os.makedirs(cwd, exist_ok=True)   # the runtime makes a missing workingDir (here only inside a volume)
     try:
         # A session of its own, so that stopping the pod kills the whole process tree.
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     except (OSError, IndexError) as e:
-        rt.append(f"fake-apiserver: cannot start {argv!r}: {e}\n".encode())
+        rt.append(f"fake-apiserver: cannot start {argv!r}: {e}\n".encode(), name)
         return 128
     with LOCK:
         rt.proc = proc
@@ -354,7 +467,7 @@ def run_exec(pod, rt, rule):
 
     def copy_output():
         while chunk := proc.stdout.read1(65536):
-            rt.append(chunk)
+            rt.append(chunk, name)
     reader = threading.Thread(target=copy_output, daemon=True)
     reader.start()
     code = proc.wait()
@@ -405,6 +518,8 @@ def delete(store, plural, group, ns, name):
             stop_pod(RUNTIME[key])
             if key in PODS:
                 touch(PODS.pop(key), "DELETED")
+            if RUNTIME[key].done:   # else its volumes go once its processes have exited (run_pod)
+                remove_volumes(RUNTIME[key])
         return obj
 
 # ---------------------------------------------------------------- HTTP
@@ -484,21 +599,25 @@ class Handler(BaseHTTPRequestHandler):
             pod, rt = PODS.get((ns, name)), RUNTIME.get((ns, name))
             if pod is None:
                 raise not_found("pods", "", name)
-            container = query.get("container") or pod["spec"]["containers"][0]["name"]
-            if container not in [c["name"] for c in pod["spec"]["containers"]]:
+            container = query.get("container") or rt.main
+            if container not in rt.logs:   # a main or an init container of the pod
                 raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {name}")
-            if not rt.started and not rt.done:   # what the kubelet answers before the container starts
+            if container not in rt.started:   # what the kubelet answers before the container starts
+                statuses = pod["status"].get("initContainerStatuses", []) + pod["status"]["containerStatuses"]
+                waiting = next(cs["state"] for cs in statuses if cs["name"] == container).get("waiting") or {}
                 raise ApiError(400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: '
-                               "ContainerCreating")
-            sent, first = len(rt.log), bytes(rt.log)
+                               + waiting.get("reason", "ContainerCreating"))
+            log = rt.logs[container]
+            sent, first = len(log), bytes(log)
         if "tailLines" in query:
             first = b"".join(first.splitlines(keepends=True)[::-1][:int(query["tailLines"])][::-1])
+        ended = lambda: rt.done or container in rt.ended   # main containers end with the pod
         self.start_stream("text/plain")
         self.send_chunk(first)
         while query.get("follow") in ("true", "1") and not self.client_gone():
             with LOCK:
-                CHANGED.wait_for(lambda: len(rt.log) > sent or rt.done, timeout=1.0)
-                data, done = bytes(rt.log[sent:]), rt.done
+                CHANGED.wait_for(lambda: len(log) > sent or ended(), timeout=1.0)
+                data, done = bytes(log[sent:]), ended()
             sent += len(data)
             if not self.send_chunk(data) or done:
                 break
@@ -580,6 +699,8 @@ def shutdown(*_):
             if rt.proc:
                 signal_group(rt.proc, signal.SIGKILL)
                 rt.proc.wait(1)   # reaped here rather than left as zombies for whoever adopts them
+        for rt in RUNTIME.values():
+            remove_volumes(rt)
     os._exit(0)
 
 def main():
