@@ -144,10 +144,17 @@ struct EnvironmentSpecTests {
         #expect(issues.first?.line == 4)
     }
 
-    @Test func imageWithTagIsRefused() {
-        let text = "ref: main\nbackend:\n  kind: kubernetes\n  namespace: a\n  image: r/dbt:latest\n  context: git://h/r.git\n"
-        let issues = issues { try EnvironmentSpec.parse(text, name: "dev", file: "f", members: members) }
-        #expect(issues.map(\.key) == ["backend.image"])
+    /// A dbt project's image is built by Kaniko (no tag given); a SQLMesh project's is an existing one
+    /// (its tag given). Which applies is known once the project's kind is: the kind reports it, with the line.
+    @Test func imageTagRulesFollowTheProjectKind() throws {
+        let tagged = "ref: main\nbackend:\n  kind: kubernetes\n  namespace: a\n  image: r/dbt:latest\n  context: git://h/r.git\n"
+        let env = try EnvironmentSpec.parse(tagged, name: "dev", file: "f", members: members)
+        #expect(env.keysNotFor(.dbt).map(\.description) == ["f:5: 'backend.image': give the image repository without a tag; the tag is derived from the plan id"])
+        #expect(env.keysNotFor(.sqlmesh).isEmpty)
+        let bare = try EnvironmentSpec.parse(tagged.replacingOccurrences(of: ":latest", with: "").replacingOccurrences(of: "git://h/r.git", with: "s3://b/c.tgz"),
+                                             name: "dev", file: "f", members: members)
+        #expect(bare.keysNotFor(.dbt).isEmpty)
+        #expect(bare.keysNotFor(.sqlmesh).map(\.key) == ["backend.image", "backend.context"])
     }
 }
 
