@@ -131,8 +131,9 @@ python3 - "$SHOP_SQLMESH_DB" <<'PY'
 import sys
 import duckdb
 db = duckdb.connect(sys.argv[1], read_only=True)
+catalog = db.execute("select current_database()").fetchone()[0]   # the file's name: shop
 for env in ("shop__dev", "shop"):
-    rows = db.execute(f"select order_date, orders, largest_cents from {env}.orders_daily order by order_date").fetchall()
+    rows = db.execute(f"select order_date, orders, largest_cents from {catalog}.{env}.orders_daily order by order_date").fetchall()
     print(f"{env}.orders_daily:", rows)
     assert rows[0][2] == 2500 and len(rows) == 4, rows
 print("the new column is in dev and prod, computed from the seed")

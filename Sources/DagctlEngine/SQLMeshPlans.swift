@@ -37,8 +37,9 @@ public struct SQLMeshPlans: PlanKind {
     public func trigger(env: EnvironmentSpec, head: ObjectID, state: EnvironmentState, label: String) throws -> NextPlanDecision {
         try checkEnvironment(env)
         if let newest = state.plans.last, newest.commit == head.hex { return .keep(newest) }
-        let newest = state.plans.last.map { $0.status.isFinal || $0.status == .failed } ?? true
-        if newest, head.hex == state.inSync || head.hex == state.deployed?.commit {
+        // Nothing waits for approval or a run, and SQLMesh already answered for this commit.
+        let settled = state.plans.last.map { $0.status.isFinal || $0.status == .failed } ?? true
+        if settled, head.hex == state.inSync || head.hex == state.deployed?.commit {
             return state.plans.last.map { .keep($0) } ?? .nothingDue
         }
         return .create(supersede: state.plans.filter { $0.status == .pending }.map(\.id))
