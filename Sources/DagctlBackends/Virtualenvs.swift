@@ -32,10 +32,10 @@ public struct Virtualenvs: Sendable {
         guard let requirements else {
             do {
                 let path = try Command.resolve(tool)
-                note("no requirements file: using \(path) from PATH")
+                note("no virtualenv (no requirements file, or requirements: none): using \(path) from PATH")
                 return (path, nil)
             } catch {
-                throw CommandError("\(tool) is not on PATH and the project has no requirements file; install \(tool) or add requirements.txt")
+                throw CommandError("\(tool) is not on PATH and the project has no requirements file (or says requirements: none); install \(tool) or add requirements.txt")
             }
         }
         guard let content = FileManager.default.contents(atPath: requirements) else {

@@ -30,8 +30,11 @@ struct ApproveCommand: ParsableCommand {
     @Flag(help: "Reject the plan instead of approving it.")
     var reject = false
 
-    @Option(help: "A comment kept in the file.")
+    @Option(help: "A comment kept in the file (and signed with it).")
     var comment: String?
+
+    @Flag(help: "Replace this member's existing decision file for the plan.")
+    var force = false
 
     @OptionGroup var inputs: InputOptions
 
@@ -41,7 +44,7 @@ struct ApproveCommand: ParsableCommand {
         let verdict: ApprovalFile.Decision = reject ? .reject : .approve
         do {
             let path = try writer.approve(planID: decision.planID, as: decision.member, decision: verdict, comment: comment,
-                                          keyPath: decision.key)
+                                          keyPath: decision.key, force: force)
             Console.out("wrote \(path) (\(verdict.rawValue) by \(decision.member)\(decision.signed))\n")
             Console.out("commit it to the desired-state repository; the next reconcile reads it\n")
         } catch {

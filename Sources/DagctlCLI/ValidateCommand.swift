@@ -1,39 +1,76 @@
 import ArgumentParser
+import DagctlBackends
 import DagctlEngine
 import DagctlGit
+import DagctlPlanning
 import DagctlSpec
+import DagctlState
 
 struct ValidateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "validate",
-        abstract: "Check the desired-state files and each environment's .dagctl/config.yaml; list every problem.")
+        abstract: "Check every input file and what is on disk for the current plans; list every problem.",
+        discussion: """
+            Checks members.yaml, environments/*.yaml and every approvals/ and retries/ file; at each
+            environment's ref, .dagctl/config.yaml, the requirements file it names, and dbt_project.yml
+            (a dbt project: its path settings, and that a plan can be explained) or SQLMesh's config; and,
+            for each environment's current plan (the newest in the state file, or the one a version bump
+            would explain), its approval and retry files judged as reconcile would: a self-approval on a
+            protected environment, a signature that does not verify, a copy under another name, … each
+            with its reason. Runs neither dbt nor SQLMesh. Prints every problem as file:line: 'key': what
+            is wrong, and exits 1 if there is any.
+            """)
 
     @OptionGroup var inputs: InputOptions
 
     func run() throws {
-        let state = DesiredState.load(inputs.desired)
-        var problems = state.issues.map(\.description)
-        problems += state.decisionFileIssues().map(\.description)
+        let desired = DesiredState.load(inputs.desired)
+        var problems = desired.issues.map(\.description)
+        problems += desired.decisionFileIssues().map(\.description)
+        let store = StateStore(path: inputs.state)
+        let state: StateFile
+        do { state = try store.load() } catch {
+            problems.append(error.description)
+            state = StateFile()
+        }
         do {
             let git = try GitRepository.open(inputs.repo)
-            let cycle = EnvironmentCycle(repo: git, desired: state, verify: { _, _, _ in nil })
-            for env in state.environments {
+            let planner = Planner(repo: git, desired: desired, state: state, layout: store.layout, history: store.history,
+                                  verify: SSHSignatures.verify)
+            for env in desired.environments {
                 do {
                     let head = try git.resolveRef(env.ref)
-                    try cycle.kind(at: head, label: env.ref).check(env: env, head: head, label: env.ref)
+                    let kind = try planner.cycle.kind(at: head, label: env.ref)
+                    try kind.check(env: env, head: head, label: env.ref)
+                    problems += decisionProblems(env, kind: kind, planner: planner)
                 } catch {
                     problems.append("\(env.file): environment '\(env.name)': \(error)")
                 }
             }
         } catch {
-            problems.append(error.description)
+            problems.append("\(error)")
         }
         if problems.isEmpty {
-            Console.out("ok: \(state.environments.count) environment\(state.environments.count == 1 ? "" : "s") (\(state.environments.map(\.name).joined(separator: ", "))), \(state.members.all.count) members\n")
+            Console.out("ok: \(desired.environments.count) environment\(desired.environments.count == 1 ? "" : "s") (\(desired.environments.map(\.name).joined(separator: ", "))), \(desired.members.all.count) members\n")
             return
         }
         for p in problems { Console.out(p + "\n") }
-        Console.err("\(problems.count) problem\(problems.count == 1 ? "" : "s") found")
+        Console.out("\(problems.count) problem\(problems.count == 1 ? "" : "s") found\n")
         throw ExitCode(1)
+    }
+
+    /// The decision files of the environment's current plan that reconcile would not count, with why.
+    /// A dbt plan due at the head is explained (cheap, from git); a SQLMesh plan only from the state
+    /// file (explaining one would start Python).
+    func decisionProblems(_ env: EnvironmentSpec, kind: PlanKind, planner: Planner) -> [String] {
+        var plans = planner.state.environments[env.name]?.plans ?? []
+        if kind.buildsImage, let report = planner.selectedEnvironments([env.name]).first.map({ planner.preview($0) }),
+           let plan = report.plan, report.isNewPlan {
+            plans.append(plan)
+        }
+        let judgement = planner.cycle.judge(env, plans: plans)
+        var out = (judgement.review?.verdicts ?? []).filter { !$0.valid }.map { "\($0.file): does not count for the plan: \($0.reason ?? "invalid")" }
+        if let ignored = judgement.retryIgnored { out.append(ignored) }
+        return out
     }
 }

@@ -44,7 +44,15 @@ public struct DbtPlans: PlanKind {
     public func check(env: EnvironmentSpec, head: ObjectID, label: String) throws {
         let issues = env.keysNotFor(.dbt)
         if !issues.isEmpty { throw EngineError(issues.map(\.description).joined(separator: "\n")) }
-        _ = try explain(env: env, commit: head, config: try config(at: head, label: label), base: head.hex, label: label)
+        let config = try config(at: head, label: label)
+        try checkRequirements(config, at: head, label: label)
+        _ = try explain(env: env, commit: head, config: config, base: head.hex, label: label)
+    }
+
+    /// A `requirements:` file named in the config must exist at the commit (a build would fail on it).
+    func checkRequirements(_ config: ProjectConfig, at commit: ObjectID, label: String) throws {
+        guard let file = config.requirements, try !repo.blobExists(file, at: commit) else { return }
+        throw EngineError("\(label):\(ProjectConfig.path): 'requirements': \(file) does not exist at \(label) (commit \(commit.short)); commit it, fix the path, or write 'requirements: none' to use the tool from PATH")
     }
 
     public func project(at commit: ObjectID) throws -> ProjectConfig {

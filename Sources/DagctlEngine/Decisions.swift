@@ -58,8 +58,15 @@ public struct DecisionWriter {
 
     /// Writes `approvals/<plan>/<member>.yaml`; returns its path. Refuses what would not count.
     public func approve(planID: String, as member: String, decision: ApprovalFile.Decision, comment: String?,
-                        keyPath: String?) throws -> String {
+                        keyPath: String?, force: Bool = false) throws -> String {
         let (plan, env) = try findPlan(planID)
+        let path = DesiredStatePaths.approval(root: planner.desired.root, plan: plan.id, member: member)
+        if !force, FileManager.default.fileExists(atPath: path) {
+            let existing = (try? ApprovalFile.parse(DesiredState.readText(path, allowLink: false).get(), file: path))
+                .map { "\($0.decision.rawValue) by \($0.by)" + ($0.comment.map { ", comment \"\($0)\"" } ?? "") + ($0.signature == nil ? ", unsigned" : ", signed") }
+                ?? "a file that does not parse"
+            throw EngineError("refused: \(path) exists (\(existing)); pass --force to replace it")
+        }
         if plan.status != .pending {
             throw EngineError("plan \(plan.id) is \(plan.status.rawValue); only a pending plan can be approved or rejected")
         }
@@ -71,7 +78,6 @@ public struct DecisionWriter {
         var text = "plan: \(plan.id)\ncommit: \(plan.commit)\ndecision: \(decision.rawValue)\nby: \(member)\n"
         if let comment { text += "comment: \(Self.quoted(comment))\n" }
         if let signature { text += Self.block("signature", signature) }
-        let path = DesiredStatePaths.approval(root: planner.desired.root, plan: plan.id, member: member)
         try write(text, to: path)
         return path
     }

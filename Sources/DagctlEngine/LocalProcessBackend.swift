@@ -63,11 +63,9 @@ final class LocalProcessBackend: Backend {
         _ = try repo.export(commit, to: exportDir)
         let project = try kind.project(at: commit)
         let projectDir = project.projectDir.isEmpty ? exportDir : "\(exportDir)/\(project.projectDir)"
-        let requirements = project.requirements.map { "\(exportDir)/\($0)" } ?? "\(exportDir)/requirements.txt"
-        let hasRequirements = project.requirements != nil || FileManager.default.fileExists(atPath: requirements)
         var environment = Self.environment(for: env)
         environment["DBT_TARGET_PATH"] = "\(folder)/dbt-target"
-        let tool = try tools.tool(kind.tool, requirements: hasRequirements ? requirements : nil, environment: environment)
+        let tool = try tools.tool(kind.tool, requirements: project.requirementsFile(in: exportDir), environment: environment)
         let workspace = Workspace(projectDir: projectDir, tool: tool.path, profilesDir: profilesDir(env), environment: environment)
         let arguments = command(workspace)
         try Interruption.check(before: "asking \(kind.tool) about \(commit.short)")
@@ -114,9 +112,7 @@ final class LocalProcessBackend: Backend {
             }
             let project = try attempt.kind.project(at: ObjectID(hex: attempt.plan.commit))
             let projectDir = project.projectDir.isEmpty ? exportDir : "\(exportDir)/\(project.projectDir)"
-            let requirements = project.requirements.map { "\(exportDir)/\($0)" } ?? "\(exportDir)/requirements.txt"
-            let hasRequirements = project.requirements != nil || FileManager.default.fileExists(atPath: requirements)
-            let tool = try tools.tool(attempt.kind.tool, requirements: hasRequirements ? requirements : nil, environment: environment)
+            let tool = try tools.tool(attempt.kind.tool, requirements: project.requirementsFile(in: exportDir), environment: environment)
             if let venv = tool.virtualenv { try attempt.update { $0.virtualenv = venv } }
             let workspace = Workspace(projectDir: projectDir, tool: tool.path, profilesDir: profilesDir(attempt.env),
                                       outputDir: environment["DBT_TARGET_PATH"], environment: environment)

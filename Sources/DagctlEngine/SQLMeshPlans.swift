@@ -60,7 +60,9 @@ public struct SQLMeshPlans: PlanKind {
     /// Without Python: the keys, and a project folder that holds SQLMesh's config.
     public func check(env: EnvironmentSpec, head: ObjectID, label: String) throws {
         try checkEnvironment(env)
-        let dir = try project(at: head).projectDir
+        let config = try project(at: head)
+        try DbtPlans(repo: repo, members: members).checkRequirements(config, at: head, label: label)
+        let dir = config.projectDir
         let found = try ["config.yaml", "config.yml", "config.py"].contains { try repo.blobExists((dir.isEmpty ? "" : dir + "/") + $0, at: head) }
         if !found {
             throw EngineError("\(label):\(dir.isEmpty ? "." : dir) holds no SQLMesh config (config.yaml or config.py); set project_dir in \(ProjectConfig.path)")

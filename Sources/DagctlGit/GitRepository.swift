@@ -88,6 +88,70 @@ public final class GitRepository: @unchecked Sendable {
         return GitRepository(handle: repo, path: path)
     }
 
+    /// The work tree's folder (nil for a bare repository).
+    public var workTree: String? {
+        git_repository_workdir(handle).map { String(cString: $0) }
+    }
+
+    /// The branch HEAD is on (`main`), or nil when it is detached or unborn.
+    public var currentBranch: String? {
+        var ref: OpaquePointer?
+        guard git_repository_head(&ref, handle) == 0, let ref else { return nil }
+        defer { git_reference_free(ref) }
+        guard git_reference_is_branch(ref) == 1, let name = git_reference_shorthand(ref) else { return nil }
+        return String(cString: name)
+    }
+
+    /// The commit HEAD points at.
+    public func headCommit() throws(GitError) -> ObjectID {
+        var oid = git_oid()
+        let code = git_reference_name_to_id(&oid, handle, "HEAD")
+        guard code == 0 else { throw GitError.last("the repository has no commit yet", code: code) }
+        return ObjectID(oid)
+    }
+
+    /// Authors of the newest `limit` commits from `commit`, newest first, each email once.
+    public func recentAuthors(from commit: ObjectID, limit: Int) throws(GitError) -> [(name: String, email: String)] {
+        var walk: OpaquePointer?
+        var code = git_revwalk_new(&walk, handle)
+        guard code == 0, let walk else { throw GitError.last("cannot walk history", code: code) }
+        defer { git_revwalk_free(walk) }
+        git_revwalk_sorting(walk, GIT_SORT_TIME.rawValue)
+        guard var start = commit.raw else { throw GitError("invalid commit id") }
+        code = git_revwalk_push(walk, &start)
+        guard code == 0 else { throw GitError.last("cannot walk from \(commit.short)", code: code) }
+        var seen = Set<String>(), authors: [(name: String, email: String)] = []
+        var oid = git_oid(), count = 0
+        while count < limit, git_revwalk_next(&oid, walk) == 0 {
+            count += 1
+            var c: OpaquePointer?
+            guard git_commit_lookup(&c, handle, &oid) == 0, let c else { continue }
+            let who = info(c)
+            git_commit_free(c)
+            if !who.authorEmail.isEmpty, seen.insert(who.authorEmail.lowercased()).inserted {
+                authors.append((who.authorName, who.authorEmail))
+            }
+        }
+        return authors
+    }
+
+    /// Paths of files named `name` anywhere in `commit`'s tree, shallowest first.
+    public func files(named name: String, at commit: ObjectID) throws(GitError) -> [String] {
+        let root = try tree(of: commit)
+        defer { git_tree_free(root) }
+        var found: [String] = []
+        var pending: [(git_oid, String)] = [(git_tree_id(root).pointee, "")]
+        while !pending.isEmpty {
+            let (id, prefix) = pending.removeFirst()
+            for entry in try entries(ofTree: id) {
+                let entryName = String(decoding: entry.name, as: UTF8.self)
+                if entry.isTree { pending.append((entry.id, prefix + entryName + "/")) }
+                else if entryName == name { found.append(prefix + entryName) }
+            }
+        }
+        return found
+    }
+
     // MARK: refs and commits
 
     /// The full reference an environment's `ref` names: a branch (`main`, `refs/heads/main`), a

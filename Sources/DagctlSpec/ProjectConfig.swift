@@ -1,3 +1,4 @@
+import Foundation
 import Yams
 
 /// `.dagctl/config.yaml` in the project's repository, read from a commit (never the work tree).
@@ -16,6 +17,8 @@ public struct ProjectConfig: Sendable, Equatable {
     /// Requirements file relative to the repo root; `nil` when not set (the build then looks for
     /// `requirements.txt` in the project).
     public var requirements: String?
+    /// `requirements: none`: no virtualenv; the tool comes from PATH even where a requirements.txt exists.
+    public var toolFromPATH = false
     public var dockerfile: String
 
     public init(kind: Kind = .dbt, version: Version?, projectDir: String = "", requirements: String? = nil, dockerfile: String = "Dockerfile") {
@@ -47,11 +50,23 @@ public struct ProjectConfig: Sendable, Equatable {
             return RelativePath.normalize(value)
         }
         let projectDir = path("project_dir") ?? ""
-        let requirements = path("requirements")
+        let toolFromPATH = doc.has("requirements") && MappingReader.stringValue(doc.node("requirements")!) == "none"
+        let requirements = toolFromPATH ? nil : path("requirements")
         let dockerfile = path("dockerfile") ?? "Dockerfile"
         doc.finish()
         guard log.isEmpty, let kind, kind == .sqlmesh || version != nil else { throw SpecIssues(log.issues) }
-        return ProjectConfig(kind: kind, version: version, projectDir: projectDir, requirements: requirements, dockerfile: dockerfile)
+        var config = ProjectConfig(kind: kind, version: version, projectDir: projectDir, requirements: requirements, dockerfile: dockerfile)
+        config.toolFromPATH = toolFromPATH
+        return config
+    }
+
+    /// The requirements file of an export of the project at `root`, or nil for the tool from PATH:
+    /// `requirements:` when set, else `requirements.txt` at the root if it exists; `none` means nil.
+    public func requirementsFile(in root: String) -> String? {
+        if toolFromPATH { return nil }
+        if let requirements { return "\(root)/\(requirements)" }
+        let fallback = "\(root)/requirements.txt"
+        return FileManager.default.fileExists(atPath: fallback) ? fallback : nil
     }
 
     private static func readVersion(_ doc: MappingReader) -> Version? {
