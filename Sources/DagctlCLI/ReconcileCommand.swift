@@ -22,6 +22,9 @@ struct ReconcileCommand: ParsableCommand {
     @Option(help: "text, json or markdown.")
     var output: OutputFormat = .text
 
+    @Flag(help: "For cron: print nothing when nothing happened, otherwise one line per action (errors on stderr); no live logs (they are kept in the state folder).")
+    var quiet = false
+
     func run() throws {
         if dryRun {
             return try PlanCommand.preview(inputs: inputs, environments: filter.names, ref: nil, base: nil, output: output)
@@ -40,12 +43,17 @@ struct ReconcileCommand: ParsableCommand {
             for repair in session.repairs { Console.err("repaired the state file: \(repair)") }
             do { try session.store.save(session.state) } catch { throw Console.fail("\(error)") }
         }
-        // Live output goes to stdout for people, to stderr when stdout carries a document.
-        let console = output == .text ? FileHandle.standardOutput : FileHandle.standardError
+        // Live output goes to stdout for people, to stderr when stdout carries a document, nowhere when quiet.
+        let console = quiet ? FileHandle(forWritingAtPath: "/dev/null")! : output == .text ? FileHandle.standardOutput : FileHandle.standardError
         let heartbeat = ProcessInfo.processInfo.environment["DAGCTL_HEARTBEAT_SECONDS"].flatMap(TimeInterval.init) ?? 15
         let reconciler = Reconciler(planner: session.planner, store: session.store, console: console, heartbeat: heartbeat,
-                                    wait: wait, onReport: { report in
-            if output == .text { Console.out(ReportText.render([report]) + "\n") }
+                                    wait: wait, onReport: { [quiet, output] report in
+            if quiet {
+                for action in report.actions where action != "nothing to do" { Console.out("\(report.name): \(action)\n") }
+                for error in report.errors { Console.err("error: \(report.name): \(error)") }
+            } else if output == .text {
+                Console.out(ReportText.render([report]) + "\n")
+            }
         })
         let reports = reconciler.run(environments: filter.names)
         switch output {
@@ -53,7 +61,22 @@ struct ReconcileCommand: ParsableCommand {
         case .markdown: Console.out(ReportMarkdown.render(reports, title: "reconcile"))
         case .text: break
         }
+        if !quiet {
+            let line = Self.summary(reports)
+            if output == .text { Console.out(line + "\n") } else { Console.err(line) }
+        }
         if reports.contains(where: { !$0.errors.isEmpty || $0.failed }) { throw ExitCode(1) }
+    }
+
+    /// `dagctl: N environments, M plans explained, K deployed, F failed, P waiting for approval`.
+    static func summary(_ reports: [EnvironmentReport]) -> String {
+        func count(_ n: Int, _ one: String, _ many: String) -> String { "\(n) \(n == 1 ? one : many)" }
+        let explained = reports.filter(\.isNewPlan).count
+        let deployed = reports.map { $0.actions.filter { $0.hasPrefix("deployed ") }.count }.reduce(0, +)
+        let failed = reports.filter { $0.failed || !$0.errors.isEmpty }.count
+        let waiting = reports.filter { $0.plan?.status == .pending }.count
+        return "dagctl: " + [count(reports.count, "environment", "environments"), count(explained, "plan explained", "plans explained"),
+                             "\(deployed) deployed", "\(failed) failed", "\(waiting) waiting for approval"].joined(separator: ", ")
     }
 }
 

@@ -22,8 +22,10 @@ enum ReportJSON {
             fields.append(("backend", .string(spec.backend.kindName)))
         }
         if let inSync = r.inSync { fields.append(("in_sync", .string(inSync))) }
+        if let preview = r.preview { fields.append(("preview", .string(preview))) }
         if !r.actions.isEmpty { fields.append(("actions", .strings(r.actions))) }
         if !r.notes.isEmpty { fields.append(("notes", .strings(r.notes))) }
+        if !r.next.isEmpty { fields.append(("next", .strings(r.next))) }
         return .object(fields)
     }
 

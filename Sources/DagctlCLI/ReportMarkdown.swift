@@ -3,6 +3,9 @@ import DagctlPlanning
 
 /// The same report as a pull-request comment.
 enum ReportMarkdown {
+    /// Past this many changed files the table folds into a collapsed section.
+    static let longList = 20
+
     static func render(_ reports: [EnvironmentReport], title: String) -> String {
         var out = "## dagctl \(title)\n"
         for r in reports { out += "\n" + environment(r) }
@@ -17,6 +20,7 @@ enum ReportMarkdown {
         if let spec = r.spec { out += spec.protected ? " (protected)" : " (unprotected)" }
         out += "\n\n| | |\n|---|---|\n"
         if let ref = r.ref { out += "| ref | \(code(ref))\(r.head.map { " @ " + code(ReportText.short($0)) } ?? "") |\n" }
+        if let preview = r.preview { out += "| preview | \(cell(preview)) |\n" }
         if let inSync = r.inSync { out += "| sqlmesh | in sync at \(code(ReportText.short(inSync))) |\n" }
         if let d = r.deployed {
             out += "| deployed | \(code(d.plan))\(d.version.isEmpty ? "" : ", version \(d.version)"), commit \(code(ReportText.short(d.commit))) |\n"
@@ -57,18 +61,33 @@ enum ReportMarkdown {
                 }
             }
             if !p.changes.isEmpty {
-                out += "\n<details><summary>\(p.changes.count) changed file\(p.changes.count == 1 ? "" : "s")</summary>\n\n"
-                out += "| category | change | path |\n|---|---|---|\n"
-                for c in p.changes.sorted(by: { ($0.category.rawValue, $0.path) < ($1.category.rawValue, $1.path) }) {
+                // The order of the text output: by category (model, test, …), then by path.
+                let ordered = Category.allCases.flatMap { category in p.changes.filter { $0.category == category } }
+                var table = "| category | change | path |\n|---|---|---|\n"
+                for c in ordered {
                     let path = c.oldPath.map { "\(code($0)) → \(code(c.path))" } ?? code(c.path)
-                    out += "| \(c.category.rawValue) | \(c.change.rawValue) | \(path) |\n"
+                    table += "| \(c.category.rawValue) | \(c.change.rawValue) | \(path) |\n"
                 }
-                out += "\n</details>\n"
+                if ordered.count <= longList {
+                    out += "\n" + table
+                } else {
+                    let counts = Category.allCases.compactMap { c -> String? in
+                        let n = p.changes.filter { $0.category == c }.count
+                        return n == 0 ? nil : "\(n) \(c.rawValue)"
+                    }
+                    out += "\n\(ordered.count) changed files: \(counts.joined(separator: ", "))\n"
+                    out += "\n<details><summary>all \(ordered.count) changed files</summary>\n\n" + table + "\n</details>\n"
+                }
             }
             if !p.warnings.isEmpty { out += "\n" + p.warnings.map { "> ⚠️ \(cell($0))\n" }.joined() }
         }
+        if !r.notes.isEmpty { out += "\n" + r.notes.map { "> ℹ️ \(cell($0))\n" }.joined() }
         if !r.actions.isEmpty { out += "\n" + r.actions.map { "- \(cell($0))\n" }.joined() }
         if !r.errors.isEmpty { out += "\n" + r.errors.map { "> ❗ \(cell($0))\n" }.joined() }
+        if !r.next.isEmpty {
+            let what = r.plan?.status == .failed ? "To look at the logs and ask for a retry" : "To approve (any one of these; each is a member who may)"
+            out += "\n\(what):\n\n```sh\n" + r.next.joined(separator: "\n") + "\n```\n"
+        }
         return out
     }
 }

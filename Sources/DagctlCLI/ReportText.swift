@@ -32,6 +32,7 @@ enum ReportText {
         } else if r.spec != nil {
             row("deployed", "nothing yet")
         }
+        if let preview = r.preview { row("preview", preview) }
         if let inSync = r.inSync { row("sqlmesh", "in sync at \(short(inSync))") }
         for note in r.notes { row("note", note) }
         if let p = r.plan {
@@ -43,7 +44,8 @@ enum ReportText {
                 more("\(r.ref ?? "head") is \(r.commitsBehind) commit\(r.commitsBehind == 1 ? "" : "s") ahead of this plan"
                      + (p.scope == .sqlmesh ? "" : "; bump the version to plan them"))
             }
-            if let reason = p.statusReason { more(reason) }
+            // A failed plan's reason is on its attempt's line (and the run's error).
+            if let reason = p.statusReason, p.status != .failed { more(reason) }
             if !r.supersedes.isEmpty { more("supersedes \(r.supersedes.joined(separator: ", "))") }
             if !r.waitingFor.isEmpty { more("waits for \(r.waitingFor.joined(separator: ", ")) to finish") }
             if p.scope == .sqlmesh { models(p, r, row: row, more: more) } else { changes(p, r, row: row, more: more) }
@@ -71,6 +73,7 @@ enum ReportText {
         }
         for (i, a) in r.actions.enumerated() { i == 0 ? row("did", a) : more(a) }
         for (i, e) in r.errors.enumerated() { i == 0 ? row("error", e) : more(e) }
+        for (i, n) in r.next.enumerated() { i == 0 ? row("next", n) : more(n) }
         return lines.joined(separator: "\n") + "\n"
     }
 

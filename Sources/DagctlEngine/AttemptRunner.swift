@@ -22,7 +22,8 @@ struct AttemptRunner {
                 return
             case .failed(let reason):
                 try context.record { $0.failAttempt(reason, at: Timestamp.now()) }
-                context.notes.append("\(context.plan.statusReason!) (logs: \(context.logDir))")
+                // The reason is in the attempt and the run's error; this line says where to look.
+                context.notes.append("attempt \(context.n) failed in \(phase.rawValue) (logs: \(context.logDir))")
             case .interrupted(let reason):
                 try context.record { $0.interruptAttempt(at: Timestamp.now(), reason: reason) }
                 context.notes.append("\(context.plan.statusReason!) (logs: \(context.logDir))")

@@ -67,6 +67,7 @@ public struct Planner {
         guard let env = report.spec, report.errors.isEmpty else { return report }
         explainAndJudge(env, &report, ref: overrideRef, base: overrideBase)
         report.command = report.plan.flatMap { cycle.kind(of: $0).displayCommand($0, env: env) }
+        report.next = NextSteps.lines(for: report.plan, env: env, members: desired.members, review: report.approvals)
         return report
     }
 
@@ -98,6 +99,20 @@ public struct Planner {
                 report.isNewPlan = plan != nil
                 report.supersedes = fresh ? [] : supersede
                 report.waitingFor = Lifecycle.waitingFor(plans)
+            }
+            if fresh {
+                let base = plans.last?.base.map { String($0.prefix(10)) } ?? "nothing (a first deploy)"
+                report.preview = "a preview of \(observation.ref) @ \(observation.head.short) against \(base); reconcile explains its own plan"
+            }
+            // Approvals are signed over the plan reconcile explains (against the deployed commit). Against
+            // another base the same id can hold another scope, and a valid approval must never look forged:
+            // so it is not judged then.
+            let otherBase = overrideBase != nil && plans.last?.base != envState.deployed?.commit
+            if otherBase {
+                report.notes.append("approvals are not judged in a preview against another base than the deployed commit; `dagctl plan` without --base shows them")
+                report.plan = plans.last
+                if let newest = plans.last { report.manifests = backend.manifests(for: newest, env: env, kind: cycle.kind(of: newest)) }
+                return
             }
             // Show the statuses the approve step would give the plans.
             let judgement = cycle.judge(env, plans: plans)

@@ -72,6 +72,7 @@ public final class Reconciler {
             report.inSync = envState.plans.last == nil || envState.plans.last!.status.isFinal ? envState.inSync : nil
             report.command = envState.plans.last.flatMap { cycle.kind(of: $0).displayCommand($0, env: env) }
             report.manifests = envState.plans.last.map { backend.manifests(for: $0, env: env, kind: cycle.kind(of: $0)) } ?? []
+            report.next = NextSteps.lines(for: envState.plans.last, env: env, members: planner.desired.members, review: report.approvals)
         }
         try recover(env, backend, &envState, &report)
         let observation = try observe(env, &envState, &report)

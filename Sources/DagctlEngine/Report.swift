@@ -28,6 +28,11 @@ public struct EnvironmentReport: Sendable {
     public var actions: [String] = []
     /// What a preview or run noticed that changes nothing (an invalid retry request, say).
     public var notes: [String] = []
+    /// Set for `plan --ref/--base`: what the preview is of, said wherever the plan is shown.
+    public var preview: String?
+    /// What people can do next, as commands to copy: the approve line per member who may approve a
+    /// pending plan, the retry line for a failed one.
+    public var next: [String] = []
     /// A plan failed during this run.
     public var failed = false
     /// Kubernetes environments: the Job objects of the newest plan's next (or current) attempt, as JSON.
@@ -44,4 +49,35 @@ public struct EnvironmentReport: Sendable {
 
     /// The run phase's command for the plan, as the plan kind shows it (no backend paths).
     public var command: [String]?
+}
+
+/// The commands that move a plan on, for the people who can run them.
+public enum NextSteps {
+    public static func lines(for plan: Plan?, env: EnvironmentSpec?, members: Members, review: ApprovalReview?) -> [String] {
+        guard let plan, let env else { return [] }
+        // The usual place of an ed25519 key; the member's own key, listed for them in members.yaml.
+        let key = { (_: String) in env.requireSignature ? " --key ~/.ssh/id_ed25519" : "" }
+        switch plan.status {
+        case .pending:
+            let eligible = review?.eligible ?? ApprovalRules.eligible(env: env, members: members, author: plan.author)
+            if eligible.isEmpty, env.requireSignature {
+                // Allowed but unable to sign: the usual first-day gap.
+                let keyless = (env.protected ? env.allowlist : members.all.map(\.name)).filter {
+                    ApprovalRules.refusal(of: $0, env: env, members: members, author: plan.author) == nil && (members[$0]?.keys.isEmpty ?? false)
+                }
+                if !keyless.isEmpty { return ["add an ssh key (keys: [\"ssh-ed25519 …\"]) in members.yaml for \(keyless.joined(separator: " or ")) so they can sign approvals"] }
+            }
+            return eligible.map { "dagctl approve \(plan.id) --as \($0)\(key($0))" }
+        case .failed where plan.attempts.count <= RetryFile.maximum:
+            let who = members.all.map(\.name).filter {
+                ApprovalRules.refusal(of: $0, env: env, members: members, author: plan.author, asAuthor: false) == nil
+                    && (!env.requireSignature || !(members[$0]?.keys.isEmpty ?? true))
+            }
+            guard let first = who.first else { return ["dagctl logs \(plan.id)"] }
+            let others = who.count > 1 ? "   (or as \(who.dropFirst().joined(separator: ", ")))" : ""
+            return ["dagctl logs \(plan.id)", "dagctl retry \(plan.id) --as \(first)\(key(first))\(others)"]
+        default:
+            return []
+        }
+    }
 }
