@@ -16,15 +16,19 @@ export DAGCTL_REPO="$work/repo" DAGCTL_DESIRED="$work/desired" DAGCTL_STATE="$wo
 export SHOP_WAREHOUSE_DIR="$work/warehouse"
 mkdir -p "$SHOP_WAREHOUSE_DIR"
 dagctl() { "$dagctl_bin" "$@"; }
+# A git repository at $2 made from the project folder $1, committed by alice with message $3.
+new_repo() {
+    cp -R "$1" "$2"
+    git -C "$2" init -q -b main
+    git -C "$2" config user.name "Alice"
+    git -C "$2" config user.email "alice@example.com"
+    git -C "$2" add -A
+    git -C "$2" commit -q -m "$3"
+}
 
 step "1. The dbt repository: examples/project committed by alice (version 1)"
 rm -rf "$work/repo" "$work/desired" "$work/state"
-cp -R "$here/project" "$work/repo"
-git -C "$work/repo" init -q -b main
-git -C "$work/repo" config user.name "Alice"
-git -C "$work/repo" config user.email "alice@example.com"
-git -C "$work/repo" add -A
-git -C "$work/repo" commit -q -m "shop: first version"
+new_repo "$here/project" "$work/repo" "shop: first version"
 git -C "$work/repo" log --oneline
 
 step "2. The desired state: dev (unprotected) and prod (protected), members alice, bob, carol"
@@ -94,12 +98,7 @@ step "10. The SQLMesh example: examples/sqlmesh/project, its own repository, des
 sq="$work/sqlmesh"
 rm -rf "$sq"
 mkdir -p "$sq"
-cp -R "$here/sqlmesh/project" "$sq/repo"
-git -C "$sq/repo" init -q -b main
-git -C "$sq/repo" config user.name "Alice"
-git -C "$sq/repo" config user.email "alice@example.com"
-git -C "$sq/repo" add -A
-git -C "$sq/repo" commit -q -m "shop (SQLMesh): first version"
+new_repo "$here/sqlmesh/project" "$sq/repo" "shop (SQLMesh): first version"
 cp -R "$here/sqlmesh/desired" "$sq/desired"
 cp "$work/desired/members.yaml" "$sq/desired/members.yaml"   # the same people and keys
 export DAGCTL_REPO="$sq/repo" DAGCTL_DESIRED="$sq/desired" DAGCTL_STATE="$sq/state/state.json"

@@ -23,7 +23,8 @@ public enum SSHSignatures {
                                                         "-f", signersFile.path, "-s", signatureFile.path],
                                          stdin: Data(payload.utf8))
             if result.status == 0 { return nil }
-            let detail = Self.explanation(result.stderr) ?? "exit \(result.status)"
+            // ssh-keygen says why on stderr, and "Could not verify signature." on stdout.
+            let detail = Self.explanation(result.stderr + "\n" + String(decoding: result.stdout, as: UTF8.self)) ?? "exit \(result.status)"
             return "not made by any of \(member.name)'s keys over this plan's exact details (\(detail))"
         } catch {
             return "cannot run ssh-keygen: \(error)"

@@ -24,8 +24,11 @@ enum ReportText {
             title += ")"
         }
         lines.append(title)
-        func row(_ label: String, _ text: String) { lines.append("  " + label.padding(toLength: 11, withPad: " ", startingAt: 0) + text) }
-        func more(_ text: String) { lines.append(String(repeating: " ", count: 13) + text) }
+        // A value over several lines (an error listing several problems, a comment) keeps its indent.
+        let indent = String(repeating: " ", count: 13)
+        func indented(_ text: String) -> String { text.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\n" + indent) }
+        func row(_ label: String, _ text: String) { lines.append("  " + label.padding(toLength: 11, withPad: " ", startingAt: 0) + indented(text)) }
+        func more(_ text: String) { lines.append(indent + indented(text)) }
 
         if let d = r.deployed {
             row("deployed", "\(d.plan)" + (d.version.isEmpty ? "" : "  version \(d.version)") + "  commit \(short(d.commit))")

@@ -26,7 +26,8 @@ struct ValidateCommand: ParsableCommand {
     func run() throws {
         let desired = DesiredState.load(inputs.desired)
         var problems = desired.issues.map(\.description)
-        problems += desired.decisionFileIssues().map(\.description)
+        let fileIssues = desired.decisionFileIssues()
+        problems += fileIssues.map(\.description)
         let store = StateStore(path: inputs.state)
         let state: StateFile
         do { state = try store.load() } catch {
@@ -42,7 +43,8 @@ struct ValidateCommand: ParsableCommand {
                     let head = try git.resolveRef(env.ref)
                     let kind = try planner.cycle.kind(at: head, label: env.ref)
                     try kind.check(env: env, head: head, label: env.ref)
-                    problems += decisionProblems(env, kind: kind, planner: planner)
+                    // A file already reported above (a misnamed one, say) is not reported twice.
+                    problems += decisionProblems(env, kind: kind, planner: planner, skipping: Set(fileIssues.map(\.file)))
                 } catch {
                     problems.append("\(env.file): environment '\(env.name)': \(error)")
                 }
@@ -62,14 +64,14 @@ struct ValidateCommand: ParsableCommand {
     /// The decision files of the environment's current plan that reconcile would not count, with why.
     /// A dbt plan due at the head is explained (cheap, from git); a SQLMesh plan only from the state
     /// file (explaining one would start Python).
-    func decisionProblems(_ env: EnvironmentSpec, kind: PlanKind, planner: Planner) -> [String] {
+    func decisionProblems(_ env: EnvironmentSpec, kind: PlanKind, planner: Planner, skipping: Set<String>) -> [String] {
         var plans = planner.state.environments[env.name]?.plans ?? []
         if kind.buildsImage, let report = planner.selectedEnvironments([env.name]).first.map({ planner.preview($0) }),
            let plan = report.plan, report.isNewPlan {
             plans.append(plan)
         }
         let judgement = planner.cycle.judge(env, plans: plans)
-        var out = (judgement.review?.verdicts ?? []).filter { !$0.valid }.map { "\($0.file): does not count for the plan: \($0.reason ?? "invalid")" }
+        var out = (judgement.review?.verdicts ?? []).filter { !$0.valid && !skipping.contains($0.file) }.map { "\($0.file): does not count for the plan: \($0.reason ?? "invalid")" }
         if let ignored = judgement.retryIgnored { out.append(ignored) }
         return out
     }

@@ -60,15 +60,15 @@ public struct DecisionWriter {
     public func approve(planID: String, as member: String, decision: ApprovalFile.Decision, comment: String?,
                         keyPath: String?, force: Bool = false) throws -> String {
         let (plan, env) = try findPlan(planID)
+        if plan.status != .pending {
+            throw EngineError("plan \(plan.id) is \(plan.status.rawValue); only a pending plan can be approved or rejected")
+        }
         let path = DesiredStatePaths.approval(root: planner.desired.root, plan: plan.id, member: member)
         if !force, FileManager.default.fileExists(atPath: path) {
             let existing = (try? ApprovalFile.parse(DesiredState.readText(path, allowLink: false).get(), file: path))
                 .map { "\($0.decision.rawValue) by \($0.by)" + ($0.comment.map { ", comment \"\($0)\"" } ?? "") + ($0.signature == nil ? ", unsigned" : ", signed") }
                 ?? "a file that does not parse"
             throw EngineError("refused: \(path) exists (\(existing)); pass --force to replace it")
-        }
-        if plan.status != .pending {
-            throw EngineError("plan \(plan.id) is \(plan.status.rawValue); only a pending plan can be approved or rejected")
         }
         if let refusal = ApprovalRules.refusal(of: member, env: env, members: planner.desired.members, author: plan.author) {
             throw EngineError("refused: \(refusal)")

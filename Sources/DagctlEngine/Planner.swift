@@ -67,7 +67,9 @@ public struct Planner {
         guard let env = report.spec, report.errors.isEmpty else { return report }
         explainAndJudge(env, &report, ref: overrideRef, base: overrideBase)
         report.command = report.plan.flatMap { cycle.kind(of: $0).displayCommand($0, env: env) }
-        report.next = NextSteps.lines(for: report.plan, env: env, members: desired.members, review: report.approvals)
+        // A preview against another base judges no approvals, so it offers none to write either.
+        let judged = report.preview == nil || report.approvals != nil
+        report.next = judged ? NextSteps.lines(for: report.plan, env: env, members: desired.members, review: report.approvals) : []
         return report
     }
 

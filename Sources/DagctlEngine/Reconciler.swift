@@ -97,6 +97,7 @@ public final class Reconciler {
             if let note { report.actions.append(note) }
             envState.plans[i].interruptAttempt(at: Timestamp.now())
             report.actions.append("marked \(envState.plans[i].id) failed: attempt \(envState.plans[i].attempts.count) was interrupted")
+            report.errors.append("\(envState.plans[i].id) failed: attempt \(envState.plans[i].attempts.count) was interrupted (the dagctl run doing it died); it can be retried")
             report.failed = true
             try save(env.name, envState)
         }
@@ -171,11 +172,12 @@ public final class Reconciler {
             }
             let context = AttemptContext(plan: plan, env: env, kind: kind, layout: store.layout, console: console,
                                          heartbeat: heartbeat) { [self] plan in try record(plan, in: env.name) }
-            defer {
+            defer { envState = state.environments[env.name] ?? envState }
+            do { try AttemptRunner(backend: backend).advance(context) } catch {
                 report.actions += context.notes.map { "\(plan.id): \($0)" }
-                envState = state.environments[env.name] ?? envState
+                throw error
             }
-            try AttemptRunner(backend: backend).advance(context)
+            report.actions += context.notes.map { "\(plan.id): \($0)" }
             let done = context.plan
             if done.status == .succeeded {
                 report.actions.append("deployed \(done.commit.prefix(10))" + (done.version.isEmpty ? "" : " (version \(done.version))") + " to \(env.name)")

@@ -15,7 +15,7 @@ public struct ProjectConfig: Sendable, Equatable {
     /// Folder holding dbt_project.yml (or SQLMesh's config), relative to the repo root, normalized ("" is the root).
     public var projectDir: String
     /// Requirements file relative to the repo root; `nil` when not set (the build then looks for
-    /// `requirements.txt` in the project).
+    /// `requirements.txt` at the repository's root).
     public var requirements: String?
     /// `requirements: none`: no virtualenv; the tool comes from PATH even where a requirements.txt exists.
     public var toolFromPATH = false
