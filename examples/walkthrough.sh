@@ -122,7 +122,7 @@ open(path, "w").write(text.replace("SUM(amount_cents) AS amount_cents\n", "SUM(a
 PY
 git -C "$sq/repo" -c user.name=Carol -c user.email=carol@example.com commit -q -am "orders_daily: largest order"
 show dagctl plan --env prod
-show dagctl reconcile --env dev
+show dagctl reconcile   # dev applies it; prod records its plan (with the SQLMesh plan it applies on top of) and waits
 sq_prod=$(plan_id prod)
 show dagctl approve "$sq_prod" --as bob --key "$work/keys/bob"
 show dagctl reconcile --env prod

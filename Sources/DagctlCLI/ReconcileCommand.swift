@@ -57,6 +57,7 @@ struct ReconcileCommand: ParsableCommand {
         })
         let reports = reconciler.run(environments: filter.names)
         switch output {
+        case _ where quiet: break  // quiet wins: the action lines above are all there is
         case .json: Console.out(ReportJSON.document(reports))
         case .markdown: Console.out(ReportMarkdown.render(reports, title: "reconcile"))
         case .text: break

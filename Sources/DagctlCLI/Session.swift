@@ -33,6 +33,6 @@ struct Session {
     }
 
     var planner: Planner {
-        Planner(repo: repo, desired: desired, state: state, layout: store.layout, verify: SSHSignatures.verify)
+        Planner(repo: repo, desired: desired, state: state, layout: store.layout, history: store.history, verify: SSHSignatures.verify)
     }
 }

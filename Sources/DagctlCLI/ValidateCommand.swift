@@ -38,15 +38,23 @@ struct ValidateCommand: ParsableCommand {
             let git = try GitRepository.open(inputs.repo)
             let planner = Planner(repo: git, desired: desired, state: state, layout: store.layout, history: store.history,
                                   verify: SSHSignatures.verify)
+            var sqlmeshTargets: [String: [EnvironmentSpec]] = [:]
             for env in desired.environments {
                 do {
                     let head = try git.resolveRef(env.ref)
                     let kind = try planner.cycle.kind(at: head, label: env.ref)
+                    if !kind.buildsImage { sqlmeshTargets["\(env.gateway ?? "")/\(env.sqlmeshEnvironment)", default: []].append(env) }
                     try kind.check(env: env, head: head, label: env.ref)
                     // A file already reported above (a misnamed one, say) is not reported twice.
                     problems += decisionProblems(env, kind: kind, planner: planner, skipping: Set(fileIssues.map(\.file)))
                 } catch {
                     problems.append("\(env.file): environment '\(env.name)': \(error)")
+                }
+            }
+            // Two environments applying to one SQLMesh environment would each see the other's applies as drift.
+            for (_, envs) in sqlmeshTargets.sorted(by: { $0.key < $1.key }) where envs.count > 1 {
+                for env in envs {
+                    problems.append("\(env.file): 'sqlmesh_environment': environments \(envs.map(\.name).joined(separator: " and ")) all plan and apply SQLMesh environment '\(env.sqlmeshEnvironment)'; give each its own")
                 }
             }
         } catch {

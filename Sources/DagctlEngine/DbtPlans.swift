@@ -18,6 +18,7 @@ public struct DbtPlans: PlanKind {
     }
 
     public var tool: String { "dbt" }
+    public var confirmsByAsking: Bool { false }
     public var buildsImage: Bool { true }
     public var runName: String { "dbt build" }
     /// run_results.json names the failed nodes instead.

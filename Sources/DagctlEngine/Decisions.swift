@@ -45,6 +45,12 @@ public struct DecisionWriter {
             throw EngineError("plan '\(id)' is not in the state file and its commit \(shortSHA) is not in the repository")
         }
         let kind = try planner.cycle.kind(at: commit, label: commit.short)
+        // A SQLMesh plan is approved as reconcile recorded it, with the SQLMesh plan it applies on top of
+        // (its base): the check right before applying compares with that. An approval written from a
+        // preview would not be bound to the base the approver saw.
+        guard kind.buildsImage else {
+            throw EngineError("plan '\(id)' is not recorded yet: a SQLMesh plan is approved once reconcile has recorded it (run dagctl reconcile --env \(env.name); the plan then waits for this approval)")
+        }
         let envState = planner.state.environments[env.name] ?? EnvironmentState()
         let context = planner.explainContext(env, plans: envState.plans, backend: planner.backend(for: env), kind: kind)
         guard let plan = try kind.explain(env: env, head: commit, base: envState.deployed?.commit, label: commit.short, context: context) else {

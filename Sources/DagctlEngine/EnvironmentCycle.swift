@@ -67,9 +67,12 @@ public struct EnvironmentCycle {
         return plan
     }
 
-    /// The approve step's decisions for the plans as they stand.
-    public func judge(_ env: EnvironmentSpec, plans: [Plan]) -> Judgement {
+    /// The approve step's decisions for the plans as they stand; `head` is the ref's commit now.
+    public func judge(_ env: EnvironmentSpec, plans: [Plan], head: ObjectID? = nil) -> Judgement {
         Lifecycle.judge(plans: plans, env: env, members: desired.members, approvals: desired.approvals(for:),
-                        retry: desired.retry(for:), verify: verify)
+                        retry: desired.retry(for:), verify: verify) { plan in
+            guard let head else { return true }
+            return repo.isAncestor(ObjectID(hex: plan.commit), of: head)
+        }
     }
 }

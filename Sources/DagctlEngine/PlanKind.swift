@@ -78,6 +78,9 @@ public protocol PlanKind: Sendable {
     func results(in workspace: Workspace) -> (summary: RunResults.Summary, file: String)?
     /// Right before an approved plan runs: why it is stale (and must not run), or nil.
     func staleness(_ plan: Plan, env: EnvironmentSpec, context: ExplainContext) throws -> String?
+    /// Whether `confirm` asks the tool what is deployed (SQLMesh), so that it can also tell, after a
+    /// crash, that an interrupted run had in fact finished; dbt's answer is only its exit status.
+    var confirmsByAsking: Bool { get }
     /// After a run that exited well: why it still did not succeed, or nil when it did.
     func confirm(_ plan: Plan, env: EnvironmentSpec, context: ExplainContext) throws -> String?
     /// The command shown for review (`plan`, reports): the run command without backend paths; nil

@@ -117,7 +117,7 @@ public struct Planner {
                 return
             }
             // Show the statuses the approve step would give the plans.
-            let judgement = cycle.judge(env, plans: plans)
+            let judgement = cycle.judge(env, plans: plans, head: observation.head)
             for transition in judgement.transitions { plans.apply(transition) }
             report.approvals = judgement.review
             if let ignored = judgement.retryIgnored { report.notes.append(ignored) }

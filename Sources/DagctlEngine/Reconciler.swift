@@ -95,12 +95,28 @@ public final class Reconciler {
         for i in envState.plans.indices where envState.plans[i].status.isInProgress {
             guard case .interrupt(let note) = backend.recover(envState.plans[i], env: env) else { continue }
             if let note { report.actions.append(note) }
+            // A run killed after the tool finished (SQLMesh applied, dagctl died confirming): asked, the
+            // tool says it is done, and that is what is recorded.
+            let plan = envState.plans[i], kind = cycle.kind(of: plan)
+            if plan.attempts.last?.phase == .run, kind.confirmsByAsking,
+               confirmed(plan, kind: kind, env: env, plans: envState.plans, backend: backend) {
+                envState.plans[i].succeedAttempt(at: Timestamp.now())
+                envState.deployed = Deployment(commit: plan.commit, version: plan.version, plan: plan.id, deployedAt: Timestamp.now())
+                report.actions.append("\(plan.id): its run had finished before the dagctl run doing it died (\(kind.tool) reports the environment in sync at \(plan.commit.prefix(10))); recorded as deployed")
+                try save(env.name, envState)
+                continue
+            }
             envState.plans[i].interruptAttempt(at: Timestamp.now())
             report.actions.append("marked \(envState.plans[i].id) failed: attempt \(envState.plans[i].attempts.count) was interrupted")
             report.errors.append("\(envState.plans[i].id) failed: attempt \(envState.plans[i].attempts.count) was interrupted (the dagctl run doing it died); it can be retried")
             report.failed = true
             try save(env.name, envState)
         }
+    }
+
+    /// Whether the kind confirms the plan's run as done (in sync); no answer counts as not done.
+    private func confirmed(_ plan: Plan, kind: PlanKind, env: EnvironmentSpec, plans: [Plan], backend: Backend) -> Bool {
+        do { return try kind.confirm(plan, env: env, context: context(env, plans, backend, kind)) == nil } catch { return false }
     }
 
     /// Resolves the ref and asks the plan kind whether a new plan is due.
@@ -143,7 +159,7 @@ public final class Reconciler {
 
     /// Judges approvals and retry requests, and records what they decide.
     private func approve(_ env: EnvironmentSpec, _ envState: inout EnvironmentState, _ report: inout EnvironmentReport) throws {
-        let judgement = cycle.judge(env, plans: envState.plans)
+        let judgement = cycle.judge(env, plans: envState.plans, head: envState.head.map(ObjectID.init(hex:)))
         report.approvals = judgement.review
         for transition in judgement.transitions {
             envState.plans.apply(transition)
@@ -167,6 +183,7 @@ public final class Reconciler {
                 report.actions.append("superseded \(plan.id): \(stale)")
                 try save(env.name, envState)
                 try explainFresh(env, observation, backend, supersede: [], &envState, &report)
+                report.approvals = cycle.judge(env, plans: envState.plans, head: observation.head).review
                 try save(env.name, envState)
                 break  // the fresh plan needs its approvals again
             }

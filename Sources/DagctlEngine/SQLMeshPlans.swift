@@ -20,6 +20,7 @@ public struct SQLMeshPlans: PlanKind {
     }
 
     public var tool: String { "sqlmesh" }
+    public var confirmsByAsking: Bool { true }
     public var buildsImage: Bool { false }
     public var runName: String { "sqlmesh plan" }
 

@@ -51,7 +51,9 @@ public struct Scaffold {
         for author in authors {
             let name = Self.memberName(author.name, email: author.emails[0], taken: Set(names))
             names.append(name)
-            members += "#  - name: \(name)\n#    emails: [\(author.emails.joined(separator: ", "))]\n#    roles: [deployer]\n"
+            // Quoted: an email may hold '#', ',' or ']' (git does not check them).
+            let emails = author.emails.map(Self.quoted).joined(separator: ", ")
+            members += "#  - name: \(name)\n#    emails: [\(emails)]\n#    roles: [deployer]\n"
         }
         if authors.isEmpty { members += "#  - name: your-name\n#    emails: [you@example.com]\n#    roles: [deployer]\n" }
         outcome.approvers = Array((names.isEmpty ? ["your-name"] : names).prefix(2))
@@ -150,6 +152,12 @@ public struct Scaffold {
         var candidate = base, n = 2
         while taken.contains(candidate) { candidate = "\(base)-\(n)"; n += 1 }
         return candidate
+    }
+
+    /// A YAML double-quoted scalar (JSON's string syntax, which YAML reads the same).
+    static func quoted(_ s: String) -> String {
+        let data = try! JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self).dropFirst().dropLast().description
     }
 
     /// Writes a file unless something is there already (nothing is ever overwritten).

@@ -251,6 +251,13 @@ public final class GitRepository: @unchecked Sendable {
         return info(commit)
     }
 
+    /// Whether `ancestor` is `commit` or in its history.
+    public func isAncestor(_ ancestor: ObjectID, of commit: ObjectID) -> Bool {
+        guard ancestor != commit else { return true }
+        guard var a = commit.raw, var b = ancestor.raw else { return false }
+        return git_graph_descendant_of(handle, &a, &b) == 1
+    }
+
     /// How many commits `head` has that `pinned` does not.
     public func commitsAhead(_ head: ObjectID, of pinned: ObjectID) throws(GitError) -> Int {
         guard var a = head.raw, var b = pinned.raw else { throw GitError("invalid commit id") }

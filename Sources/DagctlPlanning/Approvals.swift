@@ -72,7 +72,7 @@ public struct ApprovalReview: Sendable, Equatable {
     public var waitingSummary: String {
         let who: String
         switch eligible.count {
-        case 0: who = "nobody (no member may approve: check allowlist and required_role)"
+        case 0: who = "nobody yet (no member passes the rules now: check the allowlist, required_role, that the author may not approve, and, where signatures are required, members' ssh keys)"
         case 1: who = eligible[0]
         default: who = eligible.dropLast().joined(separator: ", ") + " or " + eligible.last!
         }

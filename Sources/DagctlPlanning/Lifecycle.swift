@@ -29,9 +29,11 @@ public struct Judgement: Sendable, Equatable {
 public enum Lifecycle {
     /// Judges approvals of pending plans and the retry request of the newest plan if it failed.
     /// `approvals` and `retry` read the decision files of a plan id.
+    /// `onRef` says whether the ref still holds a plan's commit (a retry never deploys a commit the
+    /// branch or tag no longer contains).
     public static func judge(plans: [Plan], env: EnvironmentSpec, members: Members,
                              approvals: (String) -> [LoadedFile<ApprovalFile>], retry: (String) -> LoadedFile<RetryFile>?,
-                             verify: SignatureCheck) -> Judgement {
+                             verify: SignatureCheck, onRef: (Plan) -> Bool = { _ in true }) -> Judgement {
         var judgement = Judgement()
         for plan in plans where plan.status == .pending {
             let review = ApprovalRules.review(plan: plan, env: env, members: members, files: approvals(plan.id), verify: verify)
@@ -52,6 +54,8 @@ public enum Lifecycle {
             judgement.retry = verdict
             if !verdict.valid {
                 judgement.retryIgnored = "ignored \(file.path): \(verdict.reason ?? "invalid")"
+            } else if !onRef(newest) {
+                judgement.retryIgnored = "ignored \(file.path): \(env.ref) no longer holds commit \(newest.commit.prefix(10)) of \(newest.id), so it is not retried"
             } else if let wanted = verdict.retries, newest.attempts.count - 1 < wanted {
                 let reason = "retry \(newest.attempts.count) of \(wanted) requested by \(verdict.by ?? "?")"
                 judgement.transitions.append(PlanTransition(plan: newest.id, status: .approved, reason: reason))

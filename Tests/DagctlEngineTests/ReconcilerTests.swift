@@ -144,6 +144,24 @@ struct ReconcilerTests {
         #expect(e.dev.deployed?.version == "2", "a new version deploys past a failed plan")
     }
 
+    /// A retry never deploys a commit the ref no longer holds (the branch was reset under a failed plan).
+    @Test func aRetryOfACommitTheRefNoLongerHoldsIsRefused() throws {
+        let e = EngineFixture()
+        try e.reconcile()
+        let deployed = e.f.repo.git("rev-parse", "HEAD")
+        e.backend.results[.run] = [.failed("dbt build: exit status 1")]
+        e.bump(2)
+        try e.reconcile()
+        #expect(e.newest?.status == .failed)
+        e.f.repo.git("reset", "-q", "--hard", deployed)
+        try e.askRetry(1)
+        e.backend.results[.run] = [.succeeded]
+        let report = try e.reconcile()
+        #expect(e.newest?.status == .failed)
+        #expect(report.actions.contains { $0.contains("no longer holds commit") }, "\(report.actions)")
+        #expect(e.dev.deployed?.commit == deployed)
+    }
+
     @Test func aPlanLeftInProgressIsRecoveredAsInterrupted() throws {
         let e = EngineFixture()
         e.backend.results[.run] = [.running("stand-in for a dagctl that died mid-run")]

@@ -98,6 +98,33 @@ struct SQLMeshEngineTests {
         #expect(s.e.dev.deployed == nil)
     }
 
+    /// dagctl killed after SQLMesh applied (while confirming): the next run asks, hears "in sync", and
+    /// records the deployment instead of an interrupted attempt.
+    @Test func aRunThatFinishedBeforeACrashIsRecordedAsDeployed() throws {
+        let s = SQLMeshFixture()
+        let changes = SQLMeshFixture.answer(planID: nil, models: [("shop.a", "added", "breaking")])
+        s.e.backend.answers = [changes, changes]
+        s.e.backend.results[.run] = [.running("stand-in for a dagctl killed after the apply")]
+        try s.e.reconcile()
+        #expect(s.e.newest?.status == .running)
+        s.e.backend.answers = [SQLMeshFixture.answer(planID: "p1", models: [])]
+        let recovered = try s.e.reconcile()
+        #expect(s.e.newest?.status == .succeeded, "\(recovered.actions)")
+        #expect(s.e.dev.deployed?.plan == s.e.newest?.id)
+        #expect(recovered.actions.contains { $0.contains("its run had finished before the dagctl run doing it died") })
+    }
+
+    @Test func aSQLMeshPlanIsApprovedOnlyOnceRecorded() throws {
+        let s = SQLMeshFixture()
+        let planner = Planner(repo: try GitRepository.open(s.e.f.repo.path), desired: DesiredState.load(s.e.f.desired.path),
+                              state: StateFile(), layout: s.e.store.layout, verify: { _, _, _ in nil })
+        let head = s.e.f.repo.git("rev-parse", "HEAD")
+        #expect {
+            _ = try DecisionWriter(planner: planner).approve(planID: "dev-\(head.prefix(10))", as: "bob", decision: .approve,
+                                                             comment: nil, keyPath: nil)
+        } throws: { "\($0)".contains("a SQLMesh plan is approved once reconcile has recorded it") }
+    }
+
     @Test func dbtKeysInASQLMeshEnvironmentAreErrorsWithTheirLine() throws {
         let s = SQLMeshFixture()
         s.e.f.desired.write("environments/dev.yaml", "ref: main\nrequired_approvals: 0\ntarget: dev\n")

@@ -55,6 +55,25 @@ struct DayOneTests {
         #expect(!FileManager.default.fileExists(atPath: ws.dir.file("fresh/profiles")), "no dbt profiles for SQLMesh")
     }
 
+    /// Git does not check emails: one with '#', ',' or ']' must still make valid YAML once uncommented.
+    @Test func initQuotesOddEmailsAndValidateCatchesSharedSQLMeshEnvironments() throws {
+        let ws = SQLMeshWorkspace()
+        run("git", ["-C", ws.repo.path, "rm", "-q", "-r", ".dagctl"])
+        ws.repo.write("README.md", "x\n")
+        run("git", ["-C", ws.repo.path, "add", "-A"])
+        run("git", ["-C", ws.repo.path, "-c", "user.name=Zed", "-c", "user.email=z@x.io # [odd], yes", "commit", "-q", "-m", "odd"])
+        #expect(TestSupport.dagctl(["init", "--desired", ws.dir.file("fresh")], in: ws.dir.path, environment: ws.environment).status == 0)
+        let members = ws.dir.read("fresh/members.yaml")!.split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0.hasPrefix("#  ") ? String($0.dropFirst()) : String($0) }.joined(separator: "\n")
+        ws.dir.write("fresh/members.yaml", members)
+        run("git", ["-C", ws.repo.path, "add", ".dagctl/config.yaml"])
+        ws.repo.commit("dagctl")
+        ws.dir.write("fresh/environments/dev2.yaml", "ref: main\nrequired_approvals: 0\nsqlmesh_environment: dev\n")
+        let out = TestSupport.dagctl(["validate", "--desired", ws.dir.file("fresh")], in: ws.dir.path, environment: ws.environment)
+        #expect(!out.stdout.contains("members.yaml"), "the quoted emails parse: \(out.stdout)")
+        #expect(out.stdout.contains("environments dev and dev2 all plan and apply SQLMesh environment 'dev'"), "\(out.stdout)")
+    }
+
     /// requirements: none takes the tool from PATH even where a requirements.txt exists (here one that
     /// could never install).
     @Test func requirementsNoneUsesTheToolFromPATH() throws {
