@@ -11,8 +11,14 @@ public struct CommandResult: Sendable {
 /// Runs a program with separate arguments (never through a shell) and collects its output.
 /// For short helpers such as `ssh-keygen` and `kubectl get`; long phases stream instead.
 public enum Command {
+    /// A child that exits before reading all its input (ssh-keygen refusing a garbled signature) must
+    /// not kill this process with SIGPIPE: the write fails with EPIPE instead and is handled. (Long
+    /// phases started by LiveProcess get SIGPIPE's default back in the child.)
+    static let sigpipeIgnored: Void = { signal(SIGPIPE, SIG_IGN) }()
+
     public static func run(_ executable: String, _ arguments: [String], stdin: Data? = nil,
                            environment: [String: String]? = nil, directory: String? = nil) throws -> CommandResult {
+        _ = sigpipeIgnored
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try resolve(executable))
         process.arguments = arguments

@@ -29,8 +29,8 @@ public struct Dagctl: ParsableCommand {
 public enum DagctlMain {
     /// Runs the command line; usage errors exit 2 (SPEC §6), not ArgumentParser's 64.
     public static func run() -> Never {
-        // A child that exits before reading all of its input (ssh-keygen refusing a garbled signature)
-        // must not kill dagctl with SIGPIPE: the write fails with EPIPE instead, and is handled.
+        // A closed stdout (`dagctl … | head`) or a child that stops reading must not kill dagctl with
+        // SIGPIPE: writes fail with EPIPE instead, and are handled.
         signal(SIGPIPE, SIG_IGN)
         do {
             var command = try Dagctl.parseAsRoot()
