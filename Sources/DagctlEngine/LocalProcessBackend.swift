@@ -115,7 +115,7 @@ final class LocalProcessBackend: Backend {
             let tool = try tools.tool(attempt.kind.tool, requirements: project.requirementsFile(in: exportDir), environment: environment)
             if let venv = tool.virtualenv { try attempt.update { $0.virtualenv = venv } }
             let workspace = Workspace(projectDir: projectDir, tool: tool.path, profilesDir: profilesDir(attempt.env),
-                                      outputDir: environment["DBT_TARGET_PATH"], environment: environment)
+                                      outputDir: environment["DBT_TARGET_PATH"], environment: environment, scratchDir: folder)
             try attempt.kind.prepare(workspace) { arguments, what, environment in
                 try tools.step(arguments, what, environment: environment)
             }

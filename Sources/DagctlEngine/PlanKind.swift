@@ -17,13 +17,18 @@ public struct Workspace: Sendable {
     public var outputDir: String?
     /// The environment the tool runs with.
     public var environment: [String: String]
+    /// A folder of dagctl's for what else the tool writes (SQLMesh's log files), so that nothing lands
+    /// in dagctl's working directory; nil in a pod, whose files go with it.
+    public var scratchDir: String?
 
-    public init(projectDir: String, tool: String, profilesDir: String? = nil, outputDir: String? = nil, environment: [String: String] = [:]) {
+    public init(projectDir: String, tool: String, profilesDir: String? = nil, outputDir: String? = nil, environment: [String: String] = [:],
+                scratchDir: String? = nil) {
         self.projectDir = projectDir
         self.tool = tool
         self.profilesDir = profilesDir
         self.outputDir = outputDir
         self.environment = environment
+        self.scratchDir = scratchDir
     }
 }
 

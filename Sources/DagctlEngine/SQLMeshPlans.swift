@@ -80,6 +80,8 @@ public struct SQLMeshPlans: PlanKind {
 
     public func runCommand(_ plan: Plan, env: EnvironmentSpec, in workspace: Workspace) -> [String] {
         var command = [workspace.tool, "--paths", workspace.projectDir]
+        // sqlmesh writes its log files into the working directory unless told where.
+        if let scratch = workspace.scratchDir { command += ["--log-file-dir", "\(scratch)/sqlmesh-logs"] }
         if let gateway = env.gateway { command += ["--gateway", gateway] }
         return command + ["plan", env.sqlmeshEnvironment, "--auto-apply", "--no-prompts"]
     }

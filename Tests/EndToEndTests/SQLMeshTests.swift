@@ -78,6 +78,7 @@ struct SQLMeshTests {
                                      "shop.orders_daily": "added/breaking", "shop.customers": "added/breaking"])
         #expect(ws.query("select count(*) from shop__dev.customers") == "[(3,)]")
         #expect(stateSchemaProblems(ws.statePath) == "")
+        #expect(!FileManager.default.fileExists(atPath: ws.dir.file("logs")), "sqlmesh's log files stay in the build folder, not dagctl's working directory")
 
         // Nothing new: no plan, and no Python (the head has not moved).
         let idle = ws.dagctl("reconcile", "--env", "dev")
