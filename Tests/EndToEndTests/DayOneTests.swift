@@ -10,7 +10,9 @@ struct DayOneTests {
     /// `validate` passes and `plan` shows the first plan — on a project we did not write.
     @Test func initOnJaffleShopThenTheOneEditThenPlan() throws {
         let dir = TemporaryDirectory("dagctl-init")
-        run("git", ["clone", "-q", packageRoot + "/../shared/corpus/jaffle_shop_duckdb.bundle", dir.file("repo")])
+        let bundle = packageRoot + "/../shared/corpus/jaffle_shop_duckdb.bundle"
+        try #require(FileManager.default.fileExists(atPath: bundle), "the public jaffle_shop_duckdb bundle is expected at \(bundle)")
+        run("git", ["clone", "-q", bundle, dir.file("repo")])
         let env = ["DAGCTL_REPO": dir.file("repo"), "DAGCTL_DESIRED": dir.file("desired"), "DAGCTL_STATE": dir.file("state/state.json")]
         let initOut = dagctl(["init"], in: dir.path, environment: env)
         #expect(initOut.status == 0, "\(initOut.stdout)\n\(initOut.stderr)")
@@ -29,7 +31,7 @@ struct DayOneTests {
         #expect(dir.read("desired/environments/dev.yaml")?.contains("# mine") == true)
 
         // The one edit: uncomment the members; then commit the config.
-        let members = dir.read("desired/members.yaml")!.split(separator: "\n", omittingEmptySubsequences: false)
+        let members = try #require(dir.read("desired/members.yaml")).split(separator: "\n", omittingEmptySubsequences: false)
             .map { $0.hasPrefix("#  ") ? String($0.dropFirst()) : String($0) }.joined(separator: "\n")
         dir.write("desired/members.yaml", members)
         run("git", ["-C", dir.file("repo"), "add", ".dagctl/config.yaml"])
@@ -63,7 +65,7 @@ struct DayOneTests {
         run("git", ["-C", ws.repo.path, "add", "-A"])
         run("git", ["-C", ws.repo.path, "-c", "user.name=Zed", "-c", "user.email=z@x.io # [odd], yes", "commit", "-q", "-m", "odd"])
         #expect(TestSupport.dagctl(["init", "--desired", ws.dir.file("fresh")], in: ws.dir.path, environment: ws.environment).status == 0)
-        let members = ws.dir.read("fresh/members.yaml")!.split(separator: "\n", omittingEmptySubsequences: false)
+        let members = try #require(ws.dir.read("fresh/members.yaml")).split(separator: "\n", omittingEmptySubsequences: false)
             .map { $0.hasPrefix("#  ") ? String($0.dropFirst()) : String($0) }.joined(separator: "\n")
         ws.dir.write("fresh/members.yaml", members)
         run("git", ["-C", ws.repo.path, "add", ".dagctl/config.yaml"])
@@ -192,7 +194,7 @@ struct DayOneTests {
     /// The pull-request comment: the approve line per member who may, and files in the text output's order.
     @Test func theMarkdownCommentSaysHowToApprove() throws {
         let ws = Workspace()
-        ws.dir.write("desired/members.yaml", ws.dir.read("desired/members.yaml")! + "\n  - name: carol\n    emails: [carol@example.com]\n    roles: [deployer]\n")
+        ws.dir.write("desired/members.yaml", try #require(ws.dir.read("desired/members.yaml")) + "\n  - name: carol\n    emails: [carol@example.com]\n    roles: [deployer]\n")
         ws.dir.write("desired/environments/prod.yaml", "ref: main\nprotected: true\nallowlist: [bob, carol]\nrequire_signature: false\n")
         for i in 0..<25 { ws.repo.write("models/m\(i).sql", "select \(i)\n") }
         ws.repo.write("README.md", "docs\n")

@@ -23,7 +23,7 @@ struct HostileRepositoryDeployTests {
             link("target/run_results.json", "../../../../../state.json")
             link("logs", "../../../..")
             link("seeds/secret.csv", outside.file("secret.csv"))
-            repo.write("models/marts/customers.sql", repo.dir.read("models/marts/customers.sql")! + "-- v2\n")
+            repo.write("models/marts/customers.sql", (repo.dir.read("models/marts/customers.sql") ?? "") + "-- v2\n")
         }
         let deploy = ws.dagctl("reconcile")
         #expect(deploy.status == 0, "\(deploy.stdout)\n\(deploy.stderr)")

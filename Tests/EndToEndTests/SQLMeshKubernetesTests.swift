@@ -88,7 +88,7 @@ struct SQLMeshKubernetesTests {
 
     @Test func aTagLessImageIsAnErrorForASQLMeshProject() throws {
         let (ws, cluster) = workspace()
-        ws.dir.write("desired/environments/dev.yaml", ws.dir.read("desired/environments/dev.yaml")!
+        ws.dir.write("desired/environments/dev.yaml", try #require(ws.dir.read("desired/environments/dev.yaml"))
             .replacingOccurrences(of: "sqlmesh:0.236.4", with: "sqlmesh"))
         let out = dagctl(ws, cluster, "validate")
         #expect(out.status == 1)

@@ -26,7 +26,7 @@ final class SQLMeshWorkspace: @unchecked Sendable {
     }
 
     func edit(_ path: String, _ change: (String) -> String, author: String = "bob") {
-        repo.write(path, change(repo.dir.read(path)!))
+        repo.write(path, change(repo.dir.read(path) ?? ""))
         repo.commit("edit \(path)", author: author)
     }
 
@@ -205,9 +205,9 @@ struct SQLMeshTests {
         let ws = SQLMeshWorkspace()
         let keys = TemporaryDirectory("dagctl-keys")
         for name in ["bob"] { run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", keys.file(name)]) }
-        let members = ws.dir.read("desired/members.yaml")!.replacingOccurrences(
+        let members = try #require(ws.dir.read("desired/members.yaml")).replacingOccurrences(
             of: "    roles: [deployer]\n  - name: carol",
-            with: "    roles: [deployer]\n    keys: [\"\(keys.read("bob.pub")!.trimmingCharacters(in: .whitespacesAndNewlines))\"]\n  - name: carol")
+            with: "    roles: [deployer]\n    keys: [\"\(try #require(keys.read("bob.pub")).trimmingCharacters(in: .whitespacesAndNewlines))\"]\n  - name: carol")
         ws.dir.write("desired/members.yaml", members)
         #expect(ws.dagctl("reconcile", "--env", "prod").status == 0)
         let plan = try ws.newest("prod")
