@@ -46,8 +46,6 @@ public enum Interruption {
         if let sig = caught { throw InterruptedError(signal: sig, before: what) }
     }
 
-    /// For tests: forget a received signal.
-    static func reset() { receivedSignal.store(0, ordering: .sequentiallyConsistent) }
 }
 
 /// dagctl was asked to stop before `before` started.
