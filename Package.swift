@@ -10,11 +10,12 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .executableTarget(name: "dagctl", dependencies: ["DagctlCLI"]),
         .target(name: "DagctlCLI", dependencies: [
-            "DagctlEngine", "DagctlSpec", "DagctlPlanning", "DagctlState", "DagctlGit", "DagctlBackends",
+            "DagctlEngine", "DagctlSpec", "DagctlPlanning", "DagctlState", "DagctlGit", "DagctlBackends", "DagctlWeb",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "DagctlSpec", dependencies: [.product(name: "Yams", package: "Yams")]),
@@ -25,6 +26,10 @@ let package = Package(
         .target(name: "DagctlBackends", dependencies: ["DagctlSpec", "DagctlPlanning"]),
         .target(name: "DagctlEngine", dependencies: [
             "DagctlSpec", "DagctlPlanning", "DagctlGit", "DagctlState", "DagctlBackends",
+        ]),
+        .target(name: "DagctlWeb", dependencies: [
+            "DagctlEngine", "DagctlSpec", "DagctlPlanning", "DagctlState", "DagctlGit", "DagctlBackends",
+            .product(name: "Hummingbird", package: "hummingbird"),
         ]),
         .testTarget(name: "DagctlSpecTests", dependencies: ["DagctlSpec"]),
         .testTarget(name: "DagctlPlanningTests", dependencies: ["DagctlPlanning"]),

@@ -21,20 +21,21 @@ public struct Dagctl: ParsableCommand {
             """,
         version: version,
         subcommands: [InitCommand.self, ValidateCommand.self, PlanCommand.self, ReconcileCommand.self, StatusCommand.self,
-                      ApproveCommand.self, RetryCommand.self, LogsCommand.self, CompletionsCommand.self])
+                      ApproveCommand.self, RetryCommand.self, LogsCommand.self, ServeCommand.self, ReportCommand.self,
+                      CompletionsCommand.self])
 
     public init() {}
 }
 
 public enum DagctlMain {
     /// Runs the command line; usage errors exit 2 (SPEC §6), not ArgumentParser's 64.
-    public static func run() -> Never {
+    public static func run() async -> Never {
         // A closed stdout (`dagctl … | head`) or a child that stops reading must not kill dagctl with
         // SIGPIPE: writes fail with EPIPE instead, and are handled.
         signal(SIGPIPE, SIG_IGN)
         do {
             var command = try Dagctl.parseAsRoot()
-            try command.run()
+            if var asynchronous = command as? AsyncParsableCommand { try await asynchronous.run() } else { try command.run() }
             Foundation.exit(0)
         } catch {
             let code = Dagctl.exitCode(for: error)

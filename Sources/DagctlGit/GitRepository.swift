@@ -519,6 +519,35 @@ public final class GitRepository: @unchecked Sendable {
         return names
     }
 
+    /// The unified diff of one file between two commits (`oldPath` for a rename; a side that lacks the
+    /// file is empty), at most `maxLines` lines, the rest counted in a last line. Binary files say so.
+    public func unifiedDiff(path: String, oldPath: String?, from base: ObjectID?, to commit: ObjectID, maxLines: Int = 2000) throws(GitError) -> String {
+        func blobAt(_ path: String, _ commit: ObjectID?) throws(GitError) -> OpaquePointer? {
+            guard let commit else { return nil }
+            let c = try lookupCommit(commit)
+            defer { git_commit_free(c) }
+            guard let id = try blobID(path, inCommit: c), var oid = id.raw else { return nil }
+            var blob: OpaquePointer?
+            guard git_blob_lookup(&blob, handle, &oid) == 0 else { return nil }
+            return blob
+        }
+        let old = try blobAt(oldPath ?? path, base)
+        defer { if let old { git_blob_free(old) } }
+        let new = try blobAt(path, commit)
+        defer { if let new { git_blob_free(new) } }
+        var patch: OpaquePointer?
+        let code = git_patch_from_blobs(&patch, old, oldPath ?? path, new, path, nil)
+        guard code == 0, let patch else { throw GitError.last("cannot diff \(path)", code: code) }
+        defer { git_patch_free(patch) }
+        var buffer = git_buf()
+        defer { git_buf_dispose(&buffer) }
+        guard git_patch_to_buf(&buffer, patch) == 0, let raw = buffer.ptr else { throw GitError.last("cannot print the diff of \(path)", code: -1) }
+        let text = String(decoding: UnsafeRawBufferPointer(start: raw, count: buffer.size), as: UTF8.self)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        guard lines.count > maxLines else { return text }
+        return lines.prefix(maxLines).joined(separator: "\n") + "\n… \(lines.count - maxLines) more lines not shown (at most \(maxLines) per file)\n"
+    }
+
     // MARK: history
 
     /// The newest commit in `base..commit` (all of `commit`'s history when `base` is nil or absent)

@@ -1,3 +1,3 @@
 import DagctlCLI
 
-DagctlMain.run()
+await DagctlMain.run()

@@ -1,0 +1,98 @@
+import DagctlBackends
+import DagctlEngine
+import DagctlGit
+import DagctlPlanning
+import DagctlSpec
+import DagctlState
+import Foundation
+
+/// What the dashboard shows, read from the same files as every command (the state file, its history,
+/// the desired state, the repository) each time a page is asked for. It writes nothing and holds no lock.
+public struct Site: Sendable {
+    public let store: StateStore
+    public let desired: DesiredState
+    public let repoPath: String
+    /// The `status --output json` document and one plan's JSON (rendered by the CLI's renderers).
+    public let statusJSON: @Sendable ([EnvironmentReport]) -> String
+    public let planJSON: @Sendable (Plan, EnvironmentReport) -> String
+
+    public init(store: StateStore, desired: DesiredState, repoPath: String,
+                statusJSON: @escaping @Sendable ([EnvironmentReport]) -> String, planJSON: @escaping @Sendable (Plan, EnvironmentReport) -> String) {
+        self.store = store
+        self.desired = desired
+        self.repoPath = repoPath
+        self.statusJSON = statusJSON
+        self.planJSON = planJSON
+    }
+
+    /// The state file as it is now. A reconcile replaces it by rename, so a read is whole; a read that
+    /// still fails (it raced a rename on a slow disk) is tried again before giving up.
+    public func state() throws -> StateFile {
+        var last: Error?
+        for attempt in 0..<5 {
+            do { return try store.load() } catch { last = error; usleep(UInt32(20_000 * (attempt + 1))) }
+        }
+        throw last!
+    }
+
+    /// Every environment: its spec (if its file is valid), its state, its history.
+    public struct Environment {
+        public var name: String
+        public var spec: EnvironmentSpec?
+        public var state: EnvironmentState
+    }
+
+    public func environments(_ state: StateFile) -> [Environment] {
+        let names = Set(desired.environmentNames).union(state.environments.keys).sorted()
+        return names.map { Environment(name: $0, spec: desired.environment($0), state: state.environments[$0] ?? EnvironmentState()) }
+    }
+
+    /// A plan by id: looked up in the state file and the history files, never used as a path.
+    public func plan(_ id: String, in state: StateFile) -> (Plan, Environment)? {
+        for env in environments(state) {
+            if let plan = env.state.plans.first(where: { $0.id == id }) ?? store.history(env.name).last(where: { $0.id == id }) {
+                return (plan, env)
+            }
+        }
+        return nil
+    }
+
+    /// The report the other outputs are rendered from, for one environment.
+    public func report(_ env: Environment, plan: Plan? = nil) -> EnvironmentReport {
+        var report = EnvironmentReport(name: env.name, spec: env.spec)
+        report.ref = env.state.ref ?? env.spec?.ref
+        report.head = env.state.head
+        report.deployed = env.state.deployed
+        report.inSync = env.state.inSync
+        report.plan = plan ?? env.state.plans.last
+        report.waitingFor = Lifecycle.waitingFor(env.state.plans)
+        if let spec = env.spec, let p = report.plan, let repo = try? GitRepository.open(repoPath) {
+            report.command = EnvironmentCycle(repo: repo, desired: desired, verify: SSHSignatures.verify).kind(of: p).displayCommand(p, env: spec)
+        }
+        if let spec = env.spec, let p = report.plan {
+            let files = desired.approvals(for: p.id)
+            if p.status == .pending || !files.isEmpty {
+                report.approvals = ApprovalRules.review(plan: p, env: spec, members: desired.members, files: files, verify: SSHSignatures.verify)
+            }
+            report.next = NextSteps.lines(for: p, env: spec, members: desired.members, review: report.approvals)
+        }
+        return report
+    }
+
+    /// The first line of a commit's message.
+    public func summary(of commit: String) -> String? {
+        guard let repo = try? GitRepository.open(repoPath) else { return nil }
+        return try? repo.commitInfo(ObjectID(hex: commit)).summary
+    }
+
+    /// The unified diff of one changed file of a plan, from git.
+    public func diff(_ change: Change, plan: Plan) -> String {
+        guard let repo = try? GitRepository.open(repoPath) else { return "(the repository at \(repoPath) cannot be opened)" }
+        let base = plan.base.flatMap { isFullSHA($0) && repo.hasCommit(ObjectID(hex: $0)) ? ObjectID(hex: $0) : nil }
+        do {
+            return try repo.unifiedDiff(path: change.path, oldPath: change.oldPath, from: base, to: ObjectID(hex: plan.commit))
+        } catch {
+            return "(no diff: \(error))"
+        }
+    }
+}

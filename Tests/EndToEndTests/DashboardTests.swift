@@ -1,0 +1,177 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// A `dagctl serve` on a real repository and state, asked with curl.
+final class ServedWorkspace: @unchecked Sendable {
+    let ws = Workspace()
+    let out = TemporaryDirectory("dagctl-serve")
+    var server: BackgroundProcess?
+    var url = ""
+
+    var environment: [String: String] {
+        ["DAGCTL_REPO": ws.repo.path, "DAGCTL_DESIRED": ws.desired, "DAGCTL_STATE": ws.statePath]
+    }
+
+    func start() throws {
+        let process = startDagctl(["serve", "--listen", "127.0.0.1:0"], environment: environment, outputDir: out.path)
+        server = process
+        var found = ""
+        #expect(eventually(within: 20) {
+            found = (self.out.read("stdout") ?? "").components(separatedBy: "listening on ").dropFirst().first?
+                .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            return !found.isEmpty
+        }, "serve started: \(out.read("stderr") ?? "")")
+        url = found
+    }
+
+    deinit {
+        if let server { kill(server.pid, SIGTERM); server.wait() }
+    }
+
+    /// (status, body) of a request.
+    func get(_ path: String, method: String = "GET") -> (Int, String) {
+        // HEAD with -I: `-X HEAD` would wait for a body that never comes.
+        let r = run("curl", ["-s", "--max-time", "10"] + (method == "HEAD" ? ["-I"] : ["-X", method]) + ["-o", "-", "-w", "\n%{http_code}", url + path])
+        let lines = r.stdout.components(separatedBy: "\n")
+        return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
+    }
+}
+
+@Suite("dagctl serve (HTTP, the real binary)", .serialized)
+struct DashboardTests {
+    /// A plan with hostile text everywhere it can come from: a file name, a commit message, an approval
+    /// comment and a log line.
+    func hostile() throws -> ServedWorkspace {
+        let s = ServedWorkspace()
+        s.ws.repo.write("docs/<img src=x onerror=alert(1)>.md", "x\n")
+        s.ws.repo.write("models/a.sql", "select 1\n")
+        s.ws.repo.setVersion("2")
+        s.ws.repo.commit("<script>alert(1)</script> in a commit message", author: "alice")
+        let doc = try #require(parseJSON(s.ws.dagctl("plan", "--env", "prod", "--output", "json").stdout))
+        let plan = try #require((doc["environments"] as? [[String: Any]])?.first?["plan"] as? [String: Any])
+        let id = try #require(plan["id"] as? String)
+        #expect(s.ws.dagctl("approve", id, "--as", "bob", "--comment", "<script>alert(2)</script>").status == 0)
+        return s
+    }
+
+    func planID(_ s: ServedWorkspace) throws -> String {
+        let doc = try #require(parseJSON(s.ws.dagctl("plan", "--env", "prod", "--output", "json").stdout))
+        return try #require(((doc["environments"] as? [[String: Any]])?.first?["plan"] as? [String: Any])?["id"] as? String)
+    }
+
+    @Test func pagesAnswerAndEscapeEverything() throws {
+        let s = try hostile()
+        #expect(s.ws.dagctl("reconcile", "--env", "dev").status != 2)  // records plans in the state file
+        s.ws.dir.write("state/state.json", s.ws.dir.read("state/state.json") ?? "")
+        try s.start()
+        let (status, overview) = s.get("/")
+        #expect(status == 200)
+        #expect(overview.contains("id=\"env-dev\"") && overview.contains("id=\"env-prod\""), "every environment")
+        let id = try planID(s)
+        // prod's plan is not recorded (only dev was reconciled): a dev plan is, with its files.
+        let devID = try #require(((parseJSON(s.ws.dir.read("state/state.json") ?? "")?["environments"] as? [String: Any])?["dev"] as? [String: Any]).flatMap { ($0["plans"] as? [[String: Any]])?.last?["id"] as? String })
+        let (planStatus, page) = s.get("/plans/\(devID)")
+        #expect(planStatus == 200)
+        #expect(page.contains("&lt;img src=x onerror=alert(1)&gt;"), "file names are escaped")
+        #expect(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; in a commit message"), "commit messages are escaped")
+        #expect(!page.contains("<script>alert") && !page.contains("<img src=x"))
+        #expect(page.contains("<details>"), "diffs are collapsed")
+        #expect(s.get("/plans/\(id)").0 == 404 || s.get("/plans/\(id)").0 == 200)
+        #expect(s.get("/api/status").0 == 200)
+        #expect(parseJSON(s.get("/api/status").1) != nil)
+        #expect(s.get("/api/plans/\(devID)").0 == 200)
+        #expect(s.get("/environments/dev/history").0 == 200)
+    }
+
+    @Test func readOnlyAndNoPathsFromURLs() throws {
+        let s = try hostile()
+        try s.start()
+        for method in ["POST", "PUT", "DELETE", "PATCH"] { #expect(s.get("/", method: method).0 == 405, "\(method)") }
+        #expect(s.get("/", method: "HEAD").0 == 200)
+        for path in ["/plans/..%2F..%2Fetc%2Fpasswd", "/plans/../../etc/passwd", "/plans/nope", "/environments/..%2Fstate/history",
+                     "/environments/nope/history", "/plans/x/attempts/1/run", "/api/plans/%2e%2e", "/nope"] {
+            #expect(s.get(path).0 == 404, "\(path)")
+        }
+    }
+
+    /// A log page follows a file that grows, within 2 s, and says when the phase ends.
+    @Test func aRunningPhasesLogIsFollowedLive() throws {
+        let s = ServedWorkspace()
+        let head = s.ws.repo.git("rev-parse", "HEAD")
+        let id = "dev-v1-\(head.prefix(10))"
+        func state(_ outcome: String) -> String {
+            """
+            {"schema_version": 1, "environments": {"dev": {"ref": "main", "head": "\(head)", "plans": [{"id": "\(id)", "environment": "dev",
+              "version": "1", "commit": "\(head)", "changes": [], "scope": "all", "select": [], "warnings": [],
+              "status": "\(outcome == "running" ? "running" : "succeeded")",
+              "attempts": [{"n": 1, "outcome": "\(outcome)", "phase": "run", "summary": {}}]}]}}}
+            """
+        }
+        s.ws.dir.write("state/state.json", state("running"))
+        s.ws.dir.write("state/logs/\(id)/attempt-1/run.log", "first line\n")
+        try s.start()
+        #expect(s.get("/plans/\(id)/attempts/1/run").1.contains("following the log live"))
+        let stream = spawn(["/usr/bin/curl", "-s", "-N", s.url + "/plans/\(id)/attempts/1/run/stream?from=11"], environment: [:],
+                           stdout: s.out.file("stream"), stderr: s.out.file("stream.err"))
+        usleep(500_000)
+        let handle = try #require(FileHandle(forWritingAtPath: s.ws.dir.file("state/logs/\(id)/attempt-1/run.log")))
+        handle.seekToEndOfFile()
+        handle.write(Data("second line <b>\n".utf8))
+        let started = Date()
+        #expect(eventually(within: 5) { (s.out.read("stream") ?? "").contains("data: second line <b>") })
+        #expect(Date().timeIntervalSince(started) < 2.5, "within 2 s")
+        s.ws.dir.write("state/state.json", state("succeeded"))
+        #expect(eventually(within: 5) { (s.out.read("stream") ?? "").contains("event: end") }, "the phase's end is said")
+        #expect(!(s.out.read("stream") ?? "").contains("first line"), "from the offset the page had")
+        kill(stream.pid, SIGTERM)
+        stream.wait()
+    }
+
+    @Test func aStaticReportIsWrittenWholeWithRelativeLinks() throws {
+        let s = try hostile()
+        #expect(s.ws.dagctl("reconcile", "--env", "dev").status != 2)
+        let dir = s.ws.dir.file("site")
+        let out = s.ws.dagctl("report", "--html", dir)
+        #expect(out.status == 0, "\(out.stderr)")
+        let index = try #require(s.ws.dir.read("site/index.html"))
+        #expect(!index.contains("href=\"/"), "links are relative")
+        #expect(index.contains("href=\"plans/"))
+        let files = try FileManager.default.subpathsOfDirectory(atPath: dir)
+        #expect(files.contains { $0.hasPrefix("plans/") && $0.hasSuffix(".html") })
+        #expect(files.contains("environments/dev/history.html"))
+        // Rewritten in place: no leftovers beside it.
+        #expect(s.ws.dagctl("report", "--html", dir).status == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: s.ws.dir.path).filter { $0.hasPrefix(".site") }.isEmpty)
+    }
+}
+
+/// The dashboard in a real browser: headless Chromium driven by Selenium (Tests/Fixtures/browser).
+/// Screenshots of the overview, a plan and a log are kept in `.build/dashboard-screenshots`.
+@Suite("dagctl serve in a real browser", .serialized)
+struct BrowserTests {
+    @Test func overviewPlanDiffAndALiveLog() throws {
+        let s = ServedWorkspace()
+        s.ws.repo.write("models/orders.sql", "select 1 as id\n")
+        s.ws.repo.setVersion("2")
+        let head = s.ws.repo.commit("orders", author: "bob")
+        let id = "dev-v2-\(head.prefix(10))"
+        let base = s.ws.repo.git("rev-parse", "HEAD~1")
+        s.ws.dir.write("state/state.json", """
+            {"schema_version": 1, "environments": {"dev": {"ref": "main", "head": "\(head)", "plans": [{"id": "\(id)", "environment": "dev",
+              "version": "2", "commit": "\(head)", "base": "\(base)", "author": "bob",
+              "changes": [{"path": "models/orders.sql", "change": "added", "category": "model"}, {"path": ".dagctl/config.yaml", "change": "modified", "category": "other"}],
+              "scope": "selective", "select": ["orders"], "warnings": [], "status": "running",
+              "attempts": [{"n": 1, "outcome": "running", "phase": "run", "summary": {}}]}]}}}
+            """)
+        s.ws.dir.write("state/logs/\(id)/attempt-1/run.log", "dbt build --select orders\n")
+        try s.start()
+        let shots = packageRoot + "/.build/dashboard-screenshots"
+        try FileManager.default.createDirectory(atPath: shots, withIntermediateDirectories: true)
+        let browser = run(packageRoot + "/.venv/bin/python", [packageRoot + "/Tests/Fixtures/browser/check_dashboard.py", s.url, id,
+                                                              s.ws.dir.file("state/logs/\(id)/attempt-1/run.log"), shots, "dev", "prod"])
+        #expect(browser.status == 0, "\(browser.stdout)\n\(browser.stderr)")
+        #expect(browser.stdout.contains("log: the appended line showed after"), "\(browser.stdout)")
+        print(browser.stdout)
+    }
+}
