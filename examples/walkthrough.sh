@@ -138,4 +138,12 @@ for env in ("shop__dev", "shop"):
 print("the new column is in dev and prod, computed from the seed")
 PY
 
+step "13. The dashboard: static reports of both examples, and how to serve them live"
+dagctl report --html "$work/report-sqlmesh"
+export DAGCTL_REPO="$work/repo" DAGCTL_DESIRED="$work/desired" DAGCTL_STATE="$work/state/state.json"
+show dagctl report --html "$work/report"
+printf '\nOpen %s/report/index.html (and %s/report-sqlmesh/index.html) in a browser,\n' "$work" "$work"
+printf 'or serve the dashboard live (it follows running logs):\n  %q serve --repo %q --desired %q --state %q   # then http://127.0.0.1:8080\n' \
+    "$dagctl_bin" "$DAGCTL_REPO" "$DAGCTL_DESIRED" "$DAGCTL_STATE"
+
 printf '\nWork folder: %s\n' "$work"

@@ -79,7 +79,8 @@ public enum Pages {
     }
 
     /// The colour of an environment at a glance: deployed and idle, waiting for approval, running, failed.
-    static func tone(_ plan: Plan?) -> (String, String) {
+    static func tone(_ plan: Plan?, deployed: Bool = true) -> (String, String) {
+        if plan == nil && !deployed { return ("", "nothing deployed yet") }
         switch plan?.status {
         case .pending?: return ("wait", "waiting for approval")
         case .approved?, .building?, .running?: return ("run", plan!.status == .approved ? "approved, due to run" : plan!.status.rawValue)
@@ -108,7 +109,7 @@ public enum Pages {
         var cards = ""
         for env in site.environments(state) {
             let report = site.report(env)
-            let (tone, label) = tone(report.plan)
+            let (tone, label) = tone(report.plan, deployed: env.state.deployed != nil)
             var card = "<section class=\"card \(tone)\" id=\"env-\(esc(env.name))\"><h2 style=\"margin-top:0\">\(esc(env.name)) <span class=\"badge \(tone)\">\(esc(label))</span></h2>"
             if let spec = env.spec {
                 card += "<div class=\"muted\">\(spec.protected ? "protected" : "unprotected"), \(esc(spec.backend.kindName)), \(esc(spec.ref))</div>"
@@ -121,7 +122,8 @@ public enum Pages {
                 card += "<p class=\"muted\">nothing deployed yet</p>"
             }
             if let plan = report.plan {
-                card += "<p>newest plan <a href=\"\(links.plan(plan.id))\">\(esc(plan.id))</a> <b>\(esc(plan.status.rawValue))</b> · \(esc(plan.scope.rawValue)) · \(esc(ago(plan.createdAt, now: now)))</p>"
+                let age = ago(plan.createdAt, now: now)
+                card += "<p>newest plan <a href=\"\(links.plan(plan.id))\">\(esc(plan.id))</a> <b>\(esc(plan.status.rawValue))</b> · \(esc(plan.scope.rawValue))\(age.isEmpty ? "" : " · " + esc(age))</p>"
                 if let review = report.approvals, review.outcome == .waiting { card += "<p>\(esc(review.waitingSummary))</p>" }
                 if plan.status.isInProgress, let a = plan.attempts.last {
                     card += "<p>attempt \(a.n) is in its \(a.phase.rawValue) phase: <a href=\"\(links.log(plan.id, a.n, a.phase.rawValue))\">follow the log</a></p>"
