@@ -169,9 +169,11 @@ struct BrowserTests {
         let shots = packageRoot + "/.build/dashboard-screenshots"
         try FileManager.default.createDirectory(atPath: shots, withIntermediateDirectories: true)
         let browser = run(packageRoot + "/.venv/bin/python", [packageRoot + "/Tests/Fixtures/browser/check_dashboard.py", s.url, id,
-                                                              s.ws.dir.file("state/logs/\(id)/attempt-1/run.log"), shots, "dev", "prod"])
+                                                              s.ws.dir.file("state/logs/\(id)/attempt-1/run.log"), s.ws.statePath,
+                                                              shots, "dev", "prod"])
         #expect(browser.status == 0, "\(browser.stdout)\n\(browser.stderr)")
         #expect(browser.stdout.contains("log: the appended line showed after"), "\(browser.stdout)")
+        #expect(browser.stdout.contains("overview: the plan's success showed after"), "\(browser.stdout)")
         print(browser.stdout)
     }
 }

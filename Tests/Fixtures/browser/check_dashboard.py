@@ -1,10 +1,13 @@
 """A real browser (headless Chromium through chromedriver) on a running `dagctl serve`.
 
-Usage: check_dashboard.py URL PLAN_ID LOG_FILE SCREENSHOT_DIR ENV [ENV…]
+Usage: check_dashboard.py URL PLAN_ID LOG_FILE STATE_FILE SCREENSHOT_DIR ENV [ENV…]
 Checks that the overview shows every environment, that a plan page shows a file's diff after a click,
-and that a log page shows a line appended to the log file while it is open, without a reload.
+that a log page shows a line appended to the log file while it is open, without a reload, and that the
+overview shows the plan succeeded once the state file says so, without a manual reload.
 Prints one line per check and exits non-zero on the first failure.
 """
+import json
+import os
 import sys
 import time
 
@@ -14,7 +17,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-url, plan, log_file, shots, envs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+url, plan, log_file, state_file, shots, envs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6:]
 
 options = Options()
 options.binary_location = "/usr/bin/chromium"
@@ -53,5 +56,20 @@ try:
     assert took < 2.5, f"the line took {took:.1f}s"
     driver.save_screenshot(f"{shots}/log.png")
     print(f"log: the appended line showed after {took:.1f}s without a reload")
+
+    # The run ends (a reconcile rewrites the state file by rename): the open overview follows.
+    driver.get(url + "/")
+    assert "running" in driver.find_element(By.ID, "env-" + envs[0]).text
+    state = json.load(open(state_file))
+    env = state["environments"][envs[0]]
+    env["plans"][-1]["status"] = "succeeded"
+    env["plans"][-1]["attempts"][-1]["outcome"] = "succeeded"
+    env["deployed"] = {"commit": env["plans"][-1]["commit"], "version": env["plans"][-1]["version"], "plan": plan}
+    with open(state_file + ".new", "w") as f:
+        json.dump(state, f)
+    os.rename(state_file + ".new", state_file)
+    started = time.time()
+    WebDriverWait(driver, 8).until(lambda d: "deployed, idle" in d.find_element(By.ID, "env-" + envs[0]).text)
+    print(f"overview: the plan's success showed after {time.time() - started:.1f}s without a manual reload")
 finally:
     driver.quit()
