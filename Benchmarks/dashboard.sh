@@ -46,3 +46,30 @@ hyperfine -N --runs 30 --warmup 3 --export-markdown table.md \
     -n "GET /api/status" "curl -s -o /dev/null $url/api/status" >/dev/null
 cat table.md
 printf '\nserve RSS after the requests: %s KiB\n' "$(ps -o rss= -p $server)"
+
+[ "$soak" -gt 0 ] || exit 0
+# The soak: a running plan whose log grows by a line every 50 ms, followed by one live stream.
+kill $server; wait $server 2>/dev/null || true
+id="dev-v1002-${head:0:10}"
+mkdir -p "state/logs/$id/attempt-1"
+: > "state/logs/$id/attempt-1/run.log"
+cat > state/state.json <<JSON
+{"schema_version": 1, "environments": {"dev": {"ref": "main", "head": "$head", "plans": [{"id": "$id", "environment": "dev", "version": "1002", "commit": "$head", "changes": [], "scope": "all", "select": [], "warnings": [], "status": "running", "attempts": [{"n": 1, "outcome": "running", "phase": "run", "summary": {}}]}]}}}
+JSON
+: > serve.out
+DAGCTL_REPO=repo DAGCTL_DESIRED=desired DAGCTL_STATE=state/state.json "$bin" serve --listen 127.0.0.1:0 > serve.out 2>/dev/null &
+server=$!
+for _ in $(seq 50); do grep -q listening serve.out && break; sleep 0.2; done
+url=$(grep -o "http://[^ ]*" serve.out)
+curl -s -N "$url/plans/$id/attempts/1/run/stream" > stream.out &
+stream=$!
+( end=$((SECONDS + soak)); i=0
+  while [ $SECONDS -lt $end ]; do i=$((i + 1)); echo "line $i: some dbt output of a model being built, about eighty bytes" >> "state/logs/$id/attempt-1/run.log"; sleep 0.05; done ) &
+writer=$!
+step=$(( soak / 10 > 0 ? soak / 10 : 1 ))
+printf '\n| seconds | serve RSS (KiB) | lines streamed |\n|---:|---:|---:|\n'
+for t in $(seq 0 "$step" "$soak"); do
+    printf '| %s | %s | %s |\n' "$t" "$(ps -o rss= -p $server | tr -d ' ')" "$(grep -c '^data:' stream.out || true)"
+    [ "$t" -lt "$soak" ] && sleep "$step"
+done
+wait $writer; kill $stream 2>/dev/null || true

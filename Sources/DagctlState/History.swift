@@ -28,7 +28,7 @@ public struct HistoryRead: Sendable, Equatable {
 extension StateStore {
     public var historyDirectory: String { layout.history }
 
-    func historyPath(_ env: String) -> String? {
+    public func historyPath(_ env: String) -> String? {
         Names.isValid(env) ? layout.history(env) : nil
     }
 

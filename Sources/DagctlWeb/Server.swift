@@ -56,7 +56,7 @@ public struct DashboardServer {
         route("/environments/:env/history") { _, context in
             let state = try site.state()
             guard let env = context.parameters.get("env"), site.environments(state).contains(where: { $0.name == env }) else { return notFound }
-            return html(Pages.history(env, plans: site.store.history(env), links: links))
+            return html(Pages.history(env, plans: site.history(env), links: links))
         }
         route("/api/status") { _, _ in
             let state = try site.state()

@@ -15,6 +15,7 @@ public struct Site: Sendable {
     /// The `status --output json` document and one plan's JSON (rendered by the CLI's renderers).
     public let statusJSON: @Sendable ([EnvironmentReport]) -> String
     public let planJSON: @Sendable (Plan, EnvironmentReport) -> String
+    private let historyCache = HistoryCache()
 
     public init(store: StateStore, desired: DesiredState, repoPath: String,
                 statusJSON: @escaping @Sendable ([EnvironmentReport]) -> String, planJSON: @escaping @Sendable (Plan, EnvironmentReport) -> String) {
@@ -50,11 +51,18 @@ public struct Site: Sendable {
     /// A plan by id: looked up in the state file and the history files, never used as a path.
     public func plan(_ id: String, in state: StateFile) -> (Plan, Environment)? {
         for env in environments(state) {
-            if let plan = env.state.plans.first(where: { $0.id == id }) ?? store.history(env.name).last(where: { $0.id == id }) {
+            if let plan = env.state.plans.first(where: { $0.id == id }) ?? history(env.name).last(where: { $0.id == id }) {
                 return (plan, env)
             }
         }
         return nil
+    }
+
+    /// The archived plans of `env`, oldest first. Decoding a long history costs tens of milliseconds,
+    /// so the result is kept until the file changes (it only ever grows, by append).
+    public func history(_ env: String) -> [Plan] {
+        guard let path = store.historyPath(env) else { return [] }
+        return historyCache.plans(path: path, stamp: DashboardServer.stamp(path)) { store.history(env) }
     }
 
     /// The report the other outputs are rendered from, for one environment.
@@ -94,5 +102,18 @@ public struct Site: Sendable {
         } catch {
             return "(no diff: \(error))"
         }
+    }
+}
+
+/// Decoded history files by path, each valid while the file's stamp (mtime, size, inode) is unchanged.
+final class HistoryCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [String: (stamp: String, plans: [Plan])] = [:]
+
+    func plans(path: String, stamp: String, load: () -> [Plan]) -> [Plan] {
+        if let hit = lock.withLock({ entries[path] }), hit.stamp == stamp { return hit.plans }
+        let plans = load()
+        lock.withLock { entries[path] = (stamp, plans) }
+        return plans
     }
 }

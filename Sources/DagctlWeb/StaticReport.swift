@@ -22,8 +22,8 @@ public enum StaticReport {
         try put("index.html", Pages.overview(site, state, links: Links(.report, depth: 0), now: now))
         for env in site.environments(state) {
             try put("environments/\(env.name)/history.html",
-                    Pages.history(env.name, plans: site.store.history(env.name), links: Links(.report, depth: 2), now: now))
-            for plan in site.store.history(env.name) + env.state.plans {
+                    Pages.history(env.name, plans: site.history(env.name), links: Links(.report, depth: 2), now: now))
+            for plan in site.history(env.name) + env.state.plans {
                 try put("plans/\(plan.id).html", Pages.plan(site, plan, env, links: Links(.report, depth: 1)))
                 for attempt in plan.attempts {
                     for phase in ["build", "run"] {

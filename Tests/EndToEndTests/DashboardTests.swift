@@ -128,6 +128,67 @@ struct DashboardTests {
         stream.wait()
     }
 
+    /// While a reconcile holds the lock and replaces the state file again and again (a new file, then
+    /// a rename, as every run writes it), every page still answers 200 with a whole state.
+    @Test func pagesAnswerWhileAReconcileRewritesTheState() throws {
+        let s = ServedWorkspace()
+        let head = s.ws.repo.git("rev-parse", "HEAD")
+        @Sendable func state(_ v: Int) -> String {
+            let plan = """
+                {"id": "dev-v\(v)-\(head.prefix(10))", "environment": "dev", "version": "\(v)", "commit": "\(head)", "changes": [], "scope": "all", "select": [], "warnings": [], "status": "running", "attempts": [{"n": 1, "outcome": "running", "phase": "run", "summary": {}}]}
+                """
+            return "{\"schema_version\": 1, \"environments\": {\"dev\": {\"ref\": \"main\", \"head\": \"\(head)\", \"plans\": [\(plan)]}}}"
+        }
+        s.ws.dir.write("state/state.json", state(1))
+        try s.start()
+        let lock = open(s.ws.statePath + ".lock", O_CREAT | O_RDWR, 0o644)
+        #expect(lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) == 0, "the test holds the run lock")
+        defer { close(lock) }
+        let done = ManagedAtomicFlag()
+        let stopped = DispatchSemaphore(value: 0)
+        let writer = Thread {
+            defer { stopped.signal() }
+            var v = 2
+            while !done.isSet {
+                s.ws.dir.write("state/state.json.new", state(v) + String(repeating: " ", count: 50_000))
+                rename(s.ws.statePath + ".new", s.ws.statePath)
+                v += 1
+            }
+        }
+        writer.start()
+        var answers: [Int] = []
+        for i in 0..<60 {
+            let (status, body) = s.get(i % 2 == 0 ? "/api/status" : "/")
+            answers.append(status)
+            if i % 2 == 0 { #expect(parseJSON(body) != nil, "a whole state: \(body.prefix(200))") }
+        }
+        done.set()
+        stopped.wait()
+        #expect(answers.allSatisfy { $0 == 200 }, "\(answers)")
+    }
+
+    /// History is kept decoded between requests; an appended plan must still show on the next one.
+    @Test func theHistoryPageFollowsItsFile() throws {
+        let s = ServedWorkspace()
+        let head = s.ws.repo.git("rev-parse", "HEAD")
+        func plan(_ v: Int) -> String {
+            """
+            {"id": "dev-v\(v)-\(head.prefix(10))", "environment": "dev", "version": "\(v)", "commit": "\(head)", "changes": [], "scope": "all", "select": [], "warnings": [], "status": "succeeded", "attempts": []}
+            """
+        }
+        s.ws.dir.write("state/state.json", """
+            {"schema_version": 1, "environments": {"dev": {"ref": "main", "head": "\(head)", "plans": [\(plan(9))]}}}
+            """)
+        s.ws.dir.write("state/history/dev.jsonl", plan(1) + "\n")
+        try s.start()
+        let before = s.get("/environments/dev/history").1
+        #expect(before.contains("dev-v1-") && !before.contains("dev-v2-"))
+        s.ws.dir.write("state/history/dev.jsonl", plan(1) + "\n" + plan(2) + "\n")
+        let after = s.get("/environments/dev/history").1
+        #expect(after.contains("dev-v1-") && after.contains("dev-v2-"), "the appended plan is shown")
+        #expect(s.get("/plans/dev-v2-\(head.prefix(10))").0 == 200)
+    }
+
     @Test func aStaticReportIsWrittenWholeWithRelativeLinks() throws {
         let s = try hostile()
         #expect(s.ws.dagctl("reconcile", "--env", "dev").status != 2)
@@ -176,4 +237,12 @@ struct BrowserTests {
         #expect(browser.stdout.contains("overview: the plan's success showed after"), "\(browser.stdout)")
         print(browser.stdout)
     }
+}
+
+/// A flag one thread sets and another reads.
+final class ManagedAtomicFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
 }
