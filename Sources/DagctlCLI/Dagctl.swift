@@ -10,11 +10,11 @@ public struct Dagctl: ParsableCommand {
         commandName: "dagctl",
         abstract: "A one-shot, file-based, declarative reconciler that deploys dbt and SQLMesh projects.",
         discussion: """
-            Inputs: --repo (the project's git repository, env DAGCTL_REPO, default .), --desired (the
-            desired-state directory, env DAGCTL_DESIRED, default ./desired) and --state (the state file,
+            Inputs: --repo (the project's git repository, env DAGCTL_REPO, default .), --desired (the \
+            desired-state directory, env DAGCTL_DESIRED, default ./desired) and --state (the state file, \
             env DAGCTL_STATE, default ./state/state.json). Every command takes all three.
 
-            Exit codes: 0 nothing failed (a plan waiting for approval is not a failure); 1 a plan failed
+            Exit codes: 0 nothing failed (a plan waiting for approval is not a failure); 1 a plan failed \
             or an error was reported; 2 usage error; 75 another run holds the lock (reconcile only).
 
             Documentation: docs/ in dagctl's repository (start with docs/README.md).

@@ -16,10 +16,10 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Serve a read-only web dashboard of the environments, plans, diffs and live logs.",
         discussion: """
-            Pages: / (every environment), /plans/<id> (changed files with their diffs, approvals, the
-            approve and retry commands, attempts), /plans/<id>/attempts/<n>/<build|run> (the log, followed
-            live while the phase runs), /environments/<env>/history, /api/status and /api/plans/<id> (JSON).
-            It reads the files on each request, writes nothing, takes no lock and works while a reconcile runs.
+            Pages: / (every environment), /plans/<id> (changed files with their diffs, approvals, the \
+            approve and retry commands, attempts), /plans/<id>/attempts/<n>/<build|run> (the log, followed \
+            live while the phase runs), /environments/<env>/history, /api/status and /api/plans/<id> (JSON). \
+            It reads the files on each request, writes nothing, takes no lock and works while a reconcile runs. \
             Only GET and HEAD are answered. It listens on 127.0.0.1 unless --listen says otherwise.
             """)
 

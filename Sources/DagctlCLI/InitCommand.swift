@@ -8,10 +8,10 @@ struct InitCommand: ParsableCommand {
         commandName: "init",
         abstract: "Scaffold .dagctl/config.yaml in the repository and a desired-state directory; never overwrites a file.",
         discussion: """
-            Finds the project at HEAD (where dbt_project.yml, or SQLMesh's config, is) and writes
-            .dagctl/config.yaml into the repository's work tree, and a desired-state directory with
-            members.yaml (the recent commit authors, commented out), environments/dev.yaml (unprotected),
-            environments/prod.yaml (protected, signed approvals) and, for dbt, profiles/profiles.yml.
+            Finds the project at HEAD (where dbt_project.yml, or SQLMesh's config, is) and writes \
+            .dagctl/config.yaml into the repository's work tree, and a desired-state directory with \
+            members.yaml (the recent commit authors, commented out), environments/dev.yaml (unprotected), \
+            environments/prod.yaml (protected, signed approvals) and, for dbt, profiles/profiles.yml. \
             Then it validates and prints the next steps.
             """)
 

@@ -11,13 +11,13 @@ struct ValidateCommand: ParsableCommand {
         commandName: "validate",
         abstract: "Check every input file and what is on disk for the current plans; list every problem.",
         discussion: """
-            Checks members.yaml, environments/*.yaml and every approvals/ and retries/ file; at each
-            environment's ref, .dagctl/config.yaml, the requirements file it names, and dbt_project.yml
-            (a dbt project: its path settings, and that a plan can be explained) or SQLMesh's config; and,
-            for each environment's current plan (the newest in the state file, or the one a version bump
-            would explain), its approval and retry files judged as reconcile would: a self-approval on a
-            protected environment, a signature that does not verify, a copy under another name, … each
-            with its reason. Runs neither dbt nor SQLMesh. Prints every problem as file:line: 'key': what
+            Checks members.yaml, environments/*.yaml and every approvals/ and retries/ file; at each \
+            environment's ref, .dagctl/config.yaml, the requirements file it names, and dbt_project.yml \
+            (a dbt project: its path settings, and that a plan can be explained) or SQLMesh's config; and, \
+            for each environment's current plan (the newest in the state file, or the one a version bump \
+            would explain), its approval and retry files judged as reconcile would: a self-approval on a \
+            protected environment, a signature that does not verify, a copy under another name, … each \
+            with its reason. Runs neither dbt nor SQLMesh. Prints every problem as file:line: 'key': what \
             is wrong, and exits 1 if there is any.
             """)
 
