@@ -223,14 +223,17 @@ public enum Pages {
 
     // MARK: log, history
 
-    public static func log(_ plan: Plan, attempt: Attempt, phase: String, text: String, links: Links) -> String {
+    public static func log(_ plan: Plan, attempt: Attempt, phase: String, tail: Site.LogTail, links: Links) -> String {
         let live = links.live && attempt.outcome == .running && phase == attempt.phase.rawValue
         var b = "<h1>\(esc(plan.id)) · attempt \(attempt.n) · \(esc(phase))</h1>"
         b += "<p><a href=\"\(links.plan(plan.id))\">back to the plan</a> · <span id=\"state\">\(live ? "following the log live…" : "attempt \(esc(attempt.outcome.rawValue))")</span></p>"
-        b += "<pre id=\"log\">\(esc(text))</pre>"
+        if tail.skipped > 0 {
+            b += "<p class=\"muted\">the first \(tail.skipped) bytes are not shown; <code>dagctl logs \(esc(plan.id)) --attempt \(attempt.n) --phase \(esc(phase))</code> prints the whole log</p>"
+        }
+        b += "<pre id=\"log\">\(esc(tail.text))</pre>"
         let script = live ? """
             const log=document.getElementById('log'),state=document.getElementById('state');
-            const src=new EventSource(location.pathname+'/stream?from='+\(text.utf8.count));
+            const src=new EventSource(location.pathname+'/stream?from='+\(tail.size));
             src.addEventListener('line',e=>{log.appendChild(document.createTextNode(e.data+'\\n'));});
             src.addEventListener('end',e=>{state.textContent='the phase ended: '+e.data;src.close();});
             """ : ""

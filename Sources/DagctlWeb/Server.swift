@@ -39,8 +39,8 @@ public struct DashboardServer {
         }
         route("/plans/:id/attempts/:n/:phase") { _, context in
             guard let (plan, attempt, phase, path) = try Self.logTarget(site, context) else { return notFound }
-            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-            return html(Pages.log(plan, attempt: attempt, phase: phase, text: text, links: links))
+            let tail = Site.logTail(path) ?? Site.LogTail(text: "", size: 0, skipped: 0)
+            return html(Pages.log(plan, attempt: attempt, phase: phase, tail: tail, links: links))
         }
         route("/plans/:id/attempts/:n/:phase/stream") { request, context in
             guard let (plan, attempt, phase, path) = try Self.logTarget(site, context) else { return notFound }
@@ -132,9 +132,10 @@ public struct DashboardServer {
                     offset += UInt64(data.count)
                     partial.append(data)
                     grew = true
-                    while let newline = partial.firstIndex(of: 10) {
-                        let line = String(decoding: partial[partial.startIndex..<newline], as: UTF8.self)
-                        partial.removeSubrange(partial.startIndex...newline)
+                    // A line longer than 64 KiB is sent in pieces rather than held without bound.
+                    while let end = partial.firstIndex(of: 10) ?? (partial.count > 1 << 16 ? partial.startIndex + (1 << 16) : nil) {
+                        let line = String(decoding: partial[partial.startIndex..<end], as: UTF8.self)
+                        partial.removeSubrange(partial.startIndex..<min(end + 1, partial.endIndex))
                         try await writer.write(ByteBuffer(string: "event: line\ndata: \(line.replacingOccurrences(of: "\r", with: ""))\n\n"))
                     }
                 }

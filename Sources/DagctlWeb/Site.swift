@@ -65,6 +65,25 @@ public struct Site: Sendable {
         return historyCache.plans(path: path, stamp: DashboardServer.stamp(path)) { store.history(env) }
     }
 
+    /// The end of a log for a page: at most `limit` bytes (from a line start), decoded leniently (a tool
+    /// may print bytes that are not UTF-8), with the file's size for the live stream to go on from and
+    /// how many bytes were left out. Nil when there is no log.
+    public struct LogTail { public var text: String; public var size: UInt64; public var skipped: UInt64 }
+
+    public static func logTail(_ path: String, limit: UInt64 = 1 << 20) -> LogTail? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        guard let size = try? handle.seekToEnd() else { return nil }
+        var start = size > limit ? size - limit : 0
+        try? handle.seek(toOffset: start)
+        var data = (try? handle.read(upToCount: Int(size - start))) ?? Data()
+        if start > 0, let newline = data.firstIndex(of: 10) {
+            start += UInt64(newline - data.startIndex + 1)
+            data = data[(newline + 1)...]
+        }
+        return LogTail(text: String(decoding: data, as: UTF8.self), size: start + UInt64(data.count), skipped: start)
+    }
+
     /// The report the other outputs are rendered from, for one environment.
     public func report(_ env: Environment, plan: Plan? = nil) -> EnvironmentReport {
         var report = EnvironmentReport(name: env.name, spec: env.spec)

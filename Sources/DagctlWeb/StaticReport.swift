@@ -28,9 +28,9 @@ public enum StaticReport {
                 for attempt in plan.attempts {
                     for phase in ["build", "run"] {
                         let log = "\(site.store.layout.logs(plan.id, attempt: attempt.n))/\(phase).log"
-                        guard let text = try? String(contentsOfFile: log, encoding: .utf8) else { continue }
+                        guard let tail = Site.logTail(log) else { continue }
                         try put("plans/\(plan.id)/attempts/\(attempt.n)/\(phase).html",
-                                Pages.log(plan, attempt: attempt, phase: phase, text: text, links: Links(.report, depth: 4)))
+                                Pages.log(plan, attempt: attempt, phase: phase, tail: tail, links: Links(.report, depth: 4)))
                     }
                 }
             }

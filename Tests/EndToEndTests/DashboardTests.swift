@@ -167,6 +167,27 @@ struct DashboardTests {
         #expect(answers.allSatisfy { $0 == 200 }, "\(answers)")
     }
 
+    /// A log page shows the end of a long log, and bytes that are not UTF-8 do not hide it.
+    @Test func aLongLogWithBadBytesShowsItsEnd() throws {
+        let s = ServedWorkspace()
+        let head = s.ws.repo.git("rev-parse", "HEAD")
+        let id = "dev-v1-\(head.prefix(10))"
+        s.ws.dir.write("state/state.json", """
+            {"schema_version": 1, "environments": {"dev": {"ref": "main", "head": "\(head)", "plans": [{"id": "\(id)", "environment": "dev", "version": "1", "commit": "\(head)", "changes": [], "scope": "all", "select": [], "warnings": [], "status": "failed", "attempts": [{"n": 1, "outcome": "failed", "phase": "run", "summary": {}}]}]}}}
+            """)
+        var log = Data(String(repeating: "an early line of output\n", count: 100_000).utf8)  // 2.4 MB
+        log.append(contentsOf: [0x66, 0xFF, 0xFE, 0x0A])  // "f", two bytes that are not UTF-8
+        log.append(Data("the last line\n".utf8))
+        s.ws.dir.write("state/logs/\(id)/attempt-1/run.log", "")
+        try log.write(to: URL(fileURLWithPath: s.ws.dir.file("state/logs/\(id)/attempt-1/run.log")))
+        try s.start()
+        let (status, page) = s.get("/plans/\(id)/attempts/1/run")
+        #expect(status == 200)
+        #expect(page.contains("the last line"), "the end of the log is shown")
+        #expect(page.contains("bytes are not shown") && page.contains("dagctl logs \(id) --attempt 1 --phase run"))
+        #expect(page.utf8.count < 1_200_000, "at most about 1 MiB of log in a page: \(page.utf8.count)")
+    }
+
     /// History is kept decoded between requests; an appended plan must still show on the next one.
     @Test func theHistoryPageFollowsItsFile() throws {
         let s = ServedWorkspace()
