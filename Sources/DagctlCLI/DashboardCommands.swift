@@ -42,7 +42,7 @@ struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
         abstract: "Write the dashboard's pages as static HTML files (relative links) for publishing.",
-        discussion: "The pages are written into a new folder beside DIR and renamed into place, so DIR never holds a half-written report.")
+        discussion: "The pages are written into a new folder beside DIR and swapped into place in one step, so DIR always holds a whole report. DIR must be a folder (or not exist yet), not a file or a symbolic link.")
 
     @OptionGroup var inputs: InputOptions
 
@@ -53,6 +53,10 @@ struct ReportCommand: ParsableCommand {
         do {
             let pages = try StaticReport.write(dashboardSite(inputs), to: html)
             Console.out("wrote \(pages) pages to \(html); open \(html)/index.html\n")
+        } catch let error as CocoaError {
+            // A file the report could not write: say which and why, not Foundation's error dump.
+            let path = (error.userInfo[NSURLErrorKey] as? URL)?.path ?? (error.userInfo[NSFilePathErrorKey] as? String) ?? html
+            throw Console.fail("cannot write the report: \(path): \(error.localizedDescription) Nothing was changed at \(html).")
         } catch {
             throw Console.fail("\(error)")
         }

@@ -27,8 +27,15 @@ public struct DashboardServer {
         let notFound = Response(status: .notFound, headers: [.contentType: "text/plain; charset=utf-8"],
                                 body: .init(byteBuffer: ByteBuffer(string: "not found\n")))
         func route(_ path: RouterPath, _ handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Response) {
-            router.get(path, use: handler)
-            router.head(path, use: handler)
+            // A state file that cannot be read is said on the page, as `dagctl status` says it.
+            let answer: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, context in
+                do { return try await handler(request, context) } catch {
+                    return Response(status: .internalServerError, headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-store"],
+                                    body: .init(byteBuffer: ByteBuffer(string: "dagctl serve cannot show this page: \(error)\n\nRun `dagctl status` with the same --state for the same message; the page answers again once the file is fixed.\n")))
+                }
+            }
+            router.get(path, use: answer)
+            router.head(path, use: answer)
         }
 
         route("/") { _, _ in html(Pages.overview(site, try site.state(), links: links)) }
@@ -39,14 +46,14 @@ public struct DashboardServer {
         }
         route("/plans/:id/attempts/:n/:phase") { _, context in
             guard let (plan, attempt, phase, path) = try Self.logTarget(site, context) else { return notFound }
-            let tail = Site.logTail(path) ?? Site.LogTail(text: "", size: 0, skipped: 0)
+            let tail = Site.logTail(path, root: site.store.layout.logs) ?? Site.LogTail(text: "", size: 0, skipped: 0)
             return html(Pages.log(plan, attempt: attempt, phase: phase, tail: tail, links: links))
         }
         route("/plans/:id/attempts/:n/:phase/stream") { request, context in
             guard let (plan, attempt, phase, path) = try Self.logTarget(site, context) else { return notFound }
             let from = request.uri.queryParameters.get("from").flatMap { UInt64($0) } ?? 0
             return Self.events { writer in
-                try await Self.follow(path, from: from, writer: &writer) {
+                try await Self.follow(path, root: site.store.layout.logs, from: from, writer: &writer) {
                     let now = (try? site.state()).flatMap { site.plan(plan.id, in: $0)?.0.attempts.first { $0.n == attempt.n } }
                     guard let now, now.outcome == .running, now.phase.rawValue == phase else { return now?.outcome.rawValue ?? "finished" }
                     return nil
@@ -119,13 +126,13 @@ public struct DashboardServer {
     /// Sends each new line of `path` from byte `offset` as an `line` event, checking twice a second; when
     /// `ended()` says the phase is over (and nothing new came), sends `end` with it and stops. Reads only
     /// what was appended, so memory stays flat however long the log grows.
-    static func follow(_ path: String, from offset: UInt64, writer: inout any ResponseBodyWriter, ended: () -> String?) async throws {
+    static func follow(_ path: String, root: String, from offset: UInt64, writer: inout any ResponseBodyWriter, ended: () -> String?) async throws {
         var offset = offset
         var partial = Data()
         var idle = 0
         while true {
             var grew = false
-            if let handle = FileHandle(forReadingAtPath: path) {
+            if let handle = Site.openLog(path, root: root) {
                 defer { try? handle.close() }
                 try handle.seek(toOffset: offset)
                 if let data = try handle.read(upToCount: 1 << 20), !data.isEmpty {

@@ -70,8 +70,8 @@ public struct Site: Sendable {
     /// how many bytes were left out. Nil when there is no log.
     public struct LogTail { public var text: String; public var size: UInt64; public var skipped: UInt64 }
 
-    public static func logTail(_ path: String, limit: UInt64 = 1 << 20) -> LogTail? {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+    public static func logTail(_ path: String, root: String, limit: UInt64 = 1 << 20) -> LogTail? {
+        guard let handle = openLog(path, root: root) else { return nil }
         defer { try? handle.close() }
         guard let size = try? handle.seekToEnd() else { return nil }
         var start = size > limit ? size - limit : 0
@@ -82,6 +82,19 @@ public struct Site: Sendable {
             data = data[(newline + 1)...]
         }
         return LogTail(text: String(decoding: data, as: UTF8.self), size: start + UInt64(data.count), skipped: start)
+    }
+
+    /// A log opened for reading only if it is a regular file that really lies under `root` (the state's
+    /// logs folder): a symbolic link, in the file's name or in a folder above it, is not followed out.
+    public static func openLog(_ path: String, root: String) -> FileHandle? {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
+              let real = realpath(path, nil), let base = realpath(root, nil) else { close(fd); return nil }
+        defer { free(real); free(base) }
+        guard String(cString: real).hasPrefix(String(cString: base) + "/") else { close(fd); return nil }
+        return FileHandle(fileDescriptor: fd, closeOnDealloc: true)
     }
 
     /// The report the other outputs are rendered from, for one environment.

@@ -188,6 +188,45 @@ struct DashboardTests {
         #expect(page.utf8.count < 1_200_000, "at most about 1 MiB of log in a page: \(page.utf8.count)")
     }
 
+    /// A log that is a symbolic link (or under a linked folder) is not followed out of the logs folder,
+    /// and a state file that cannot be read is explained on the page.
+    @Test func linkedLogsAreNotFollowedAndABadStateIsExplained() throws {
+        let s = ServedWorkspace()
+        let head = s.ws.repo.git("rev-parse", "HEAD")
+        let id = "dev-v1-\(head.prefix(10))"
+        s.ws.dir.write("state/state.json", """
+            {"schema_version": 1, "environments": {"dev": {"ref": "main", "head": "\(head)", "plans": [{"id": "\(id)", "environment": "dev", "version": "1", "commit": "\(head)", "changes": [], "scope": "all", "select": [], "warnings": [], "status": "failed", "attempts": [{"n": 1, "outcome": "failed", "phase": "run", "summary": {}}, {"n": 2, "outcome": "failed", "phase": "run", "summary": {}}]}]}}}
+            """)
+        s.ws.dir.write("secret/run.log", "a secret outside the logs\n")
+        s.ws.dir.write("state/logs/\(id)/attempt-1/build.log", "")
+        #expect(symlink(s.ws.dir.file("secret/run.log"), s.ws.dir.file("state/logs/\(id)/attempt-1/run.log")) == 0)
+        #expect(symlink(s.ws.dir.file("secret"), s.ws.dir.file("state/logs/\(id)/attempt-2")) == 0)
+        try s.start()
+        for n in [1, 2] {
+            #expect(!s.get("/plans/\(id)/attempts/\(n)/run").1.contains("a secret"), "attempt \(n)")
+            #expect(!s.get("/plans/\(id)/attempts/\(n)/run/stream?from=0").1.contains("a secret"), "attempt \(n) stream")
+        }
+        s.ws.dir.write("state/state.json", "garbage{{{")
+        let (status, body) = s.get("/")
+        #expect(status == 500)
+        #expect(body.contains("not valid JSON") && body.contains("dagctl status"), "\(body)")
+    }
+
+    /// The report refuses a path that is a file or a link, and clears leftovers of a killed run.
+    @Test func theReportRefusesAFileOrALinkAndClearsLeftovers() throws {
+        let s = ServedWorkspace()
+        s.ws.dir.write("out/afile", "keep me\n")
+        #expect(s.ws.dagctl("report", "--html", s.ws.dir.file("out/afile")).status == 1)
+        #expect(s.ws.dir.read("out/afile") == "keep me\n")
+        #expect(symlink(s.ws.dir.file("out/target"), s.ws.dir.file("out/link")) == 0)
+        let linked = s.ws.dagctl("report", "--html", s.ws.dir.file("out/link"))
+        #expect(linked.status == 1 && linked.stderr.contains("symbolic link"), "\(linked.stderr)")
+        s.ws.dir.write("out/.site.new-99999/index.html", "half")
+        #expect(s.ws.dagctl("report", "--html", s.ws.dir.file("out/site")).status == 0)
+        #expect(s.ws.dagctl("report", "--html", s.ws.dir.file("out/site")).status == 0, "replaces an existing report")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: s.ws.dir.file("out")).sorted() == ["afile", "link", "site"])
+    }
+
     /// History is kept decoded between requests; an appended plan must still show on the next one.
     @Test func theHistoryPageFollowsItsFile() throws {
         let s = ServedWorkspace()
