@@ -139,7 +139,10 @@ public enum Pages {
             cards += card
         }
         let script = links.live ? "new EventSource('/events').addEventListener('change',()=>location.reload());" : ""
-        return page("environments", "<h1>Environments</h1><div class=\"cards\">\(cards)</div>", links: links, script: script)
+        // As `dagctl status` says: a missing state file is not an empty one (a wrong --state, or a first run).
+        let missing = FileManager.default.fileExists(atPath: site.store.path) ? ""
+            : "<p class=\"muted\">No state file at <code>\(esc(site.store.path))</code> yet: nothing has been reconciled. If something has, check <code>--state</code>.</p>"
+        return page("environments", "<h1>Environments</h1>\(missing)<div class=\"cards\">\(cards)</div>", links: links, script: script)
     }
 
     // MARK: plan

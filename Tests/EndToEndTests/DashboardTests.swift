@@ -68,6 +68,7 @@ struct DashboardTests {
         let (status, overview) = s.get("/")
         #expect(status == 200)
         #expect(overview.contains("id=\"env-dev\"") && overview.contains("id=\"env-prod\""), "every environment")
+        #expect(!overview.contains("No state file at"))
         let id = try planID(s)
         // prod's plan is not recorded (only dev was reconciled): a dev plan is, with its files.
         let devID = try #require(((parseJSON(s.ws.dir.read("state/state.json") ?? "")?["environments"] as? [String: Any])?["dev"] as? [String: Any]).flatMap { ($0["plans"] as? [[String: Any]])?.last?["id"] as? String })
@@ -89,6 +90,7 @@ struct DashboardTests {
         try s.start()
         for method in ["POST", "PUT", "DELETE", "PATCH"] { #expect(s.get("/", method: method).0 == 405, "\(method)") }
         #expect(s.get("/", method: "HEAD").0 == 200)
+        #expect(s.get("/").1.contains("No state file at"), "nothing reconciled yet is said, as status says it")
         for path in ["/plans/..%2F..%2Fetc%2Fpasswd", "/plans/../../etc/passwd", "/plans/nope", "/environments/..%2Fstate/history",
                      "/environments/nope/history", "/plans/x/attempts/1/run", "/api/plans/%2e%2e", "/nope"] {
             #expect(s.get(path).0 == 404, "\(path)")
