@@ -113,7 +113,7 @@ struct LogsCommand: ParsableCommand {
         let phases = phase.map { [$0.rawValue] } ?? ["build", "run"]
         var printed = false
         for p in phases {
-            let path = "\(store.layout.logs(planID, attempt: n))/\(p).log"
+            let path = store.layout.log(planID, attempt: n, phase: p)
             guard let data = FileManager.default.contents(atPath: path) else { continue }
             if phase == nil { Console.out("==> \(planID) attempt \(n) \(p) (\(path)) <==\n") }
             FileHandle.standardOutput.writeSafely(data)

@@ -22,6 +22,7 @@ public struct StateLayout: Sendable, Equatable {
     public var logs: String { "\(directory)/logs" }
     public func logs(_ plan: String) -> String { "\(logs)/\(plan)" }
     public func logs(_ plan: String, attempt: Int) -> String { "\(logs(plan))/attempt-\(attempt)" }
+    public func log(_ plan: String, attempt: Int, phase: String) -> String { "\(logs(plan, attempt: attempt))/\(phase).log" }
     public var builds: String { "\(directory)/builds" }
     public func build(_ plan: String) -> String { "\(builds)/\(plan)" }
     public func build(_ plan: String, attempt: Int) -> String { "\(build(plan))/attempt-\(attempt)" }

@@ -140,7 +140,7 @@ public enum Pages {
         }
         let script = links.live ? "new EventSource('/events').addEventListener('change',()=>location.reload());" : ""
         // As `dagctl status` says: a missing state file is not an empty one (a wrong --state, or a first run).
-        let missing = FileManager.default.fileExists(atPath: site.store.path) ? ""
+        let missing = site.store.exists ? ""
             : "<p class=\"muted\">No state file at <code>\(esc(site.store.path))</code> yet: nothing has been reconciled. If something has, check <code>--state</code>.</p>"
         return page("environments", "<h1>Environments</h1>\(missing)<div class=\"cards\">\(cards)</div>", links: links, script: script)
     }

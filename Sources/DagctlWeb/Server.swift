@@ -76,11 +76,11 @@ public struct DashboardServer {
         }
         route("/events") { _, _ in
             Self.events { writer in
-                var last = Self.stamp(site.store.path)
+                var last = Site.stamp(site.store.path)
                 var quiet = 0
                 while true {
                     try await Task.sleep(for: .milliseconds(500))
-                    let now = Self.stamp(site.store.path)
+                    let now = Site.stamp(site.store.path)
                     if now != last {
                         last = now
                         try await writer.write(ByteBuffer(string: "event: change\ndata: state\n\n"))
@@ -113,7 +113,7 @@ public struct DashboardServer {
         guard let id = context.parameters.get("id"), let (plan, _) = site.plan(id, in: state),
               let n = context.parameters.get("n").flatMap(Int.init), let attempt = plan.attempts.first(where: { $0.n == n }),
               let phase = context.parameters.get("phase"), ["build", "run"].contains(phase) else { return nil }
-        return (plan, attempt, phase, "\(site.store.layout.logs(plan.id, attempt: n))/\(phase).log")
+        return (plan, attempt, phase, site.store.layout.log(plan.id, attempt: n, phase: phase))
     }
 
     static func events(_ body: @escaping @Sendable (inout any ResponseBodyWriter) async throws -> Void) -> Response {
@@ -157,12 +157,6 @@ public struct DashboardServer {
             }
             try await Task.sleep(for: .milliseconds(500))
         }
-    }
-
-    static func stamp(_ path: String) -> String {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return "" }
-        return "\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec).\(info.st_size).\(info.st_ino)"
     }
 }
 

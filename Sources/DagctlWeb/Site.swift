@@ -62,7 +62,14 @@ public struct Site: Sendable {
     /// so the result is kept until the file changes (it only ever grows, by append).
     public func history(_ env: String) -> [Plan] {
         guard let path = store.historyPath(env) else { return [] }
-        return historyCache.plans(path: path, stamp: DashboardServer.stamp(path)) { store.history(env) }
+        return historyCache.plans(path: path, stamp: Self.stamp(path)) { store.history(env) }
+    }
+
+    /// What changes when a file is replaced or appended to (mtime, size, inode); empty if it is missing.
+    static func stamp(_ path: String) -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return "" }
+        return "\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec).\(info.st_size).\(info.st_ino)"
     }
 
     /// The end of a log for a page: at most `limit` bytes (from a line start), decoded leniently (a tool

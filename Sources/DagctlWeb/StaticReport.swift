@@ -38,7 +38,7 @@ public enum StaticReport {
                 try put("plans/\(plan.id).html", Pages.plan(site, plan, env, links: Links(.report, depth: 1)))
                 for attempt in plan.attempts {
                     for phase in ["build", "run"] {
-                        let log = "\(site.store.layout.logs(plan.id, attempt: attempt.n))/\(phase).log"
+                        let log = site.store.layout.log(plan.id, attempt: attempt.n, phase: phase)
                         guard let tail = Site.logTail(log, root: site.store.layout.logs) else { continue }
                         try put("plans/\(plan.id)/attempts/\(attempt.n)/\(phase).html",
                                 Pages.log(plan, attempt: attempt, phase: phase, tail: tail, links: Links(.report, depth: 4)))
