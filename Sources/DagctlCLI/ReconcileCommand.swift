@@ -1,5 +1,6 @@
 import ArgumentParser
 import DagctlEngine
+import DagctlNotify
 import DagctlSpec
 import DagctlState
 import Foundation
@@ -45,9 +46,13 @@ struct ReconcileCommand: ParsableCommand {
         }
         // Live output goes to stdout for people, to stderr when stdout carries a document, nowhere when quiet.
         let console = quiet ? FileHandle(forWritingAtPath: "/dev/null")! : output == .text ? FileHandle.standardOutput : FileHandle.standardError
+        for issue in session.desired.notificationIssues {
+            Console.err("warning: \(issue) (no notifications are recorded until \(NotificationsSpec.fileName) is fixed; deploys go on)")
+        }
+        let delivery = NotificationClock.delivery(session)
         let heartbeat = ProcessInfo.processInfo.environment["DAGCTL_HEARTBEAT_SECONDS"].flatMap(TimeInterval.init) ?? 15
         let reconciler = Reconciler(planner: session.planner, store: session.store, console: console, heartbeat: heartbeat,
-                                    wait: wait, onReport: { [quiet, output] report in
+                                    wait: wait, delivery: delivery, onReport: { [quiet, output] report in
             if quiet {
                 for action in report.actions where action != "nothing to do" { Console.out("\(report.name): \(action)\n") }
                 for error in report.errors { Console.err("error: \(report.name): \(error)") }

@@ -56,9 +56,9 @@ struct StatusCommand: ParsableCommand {
                 let byEnv = names.map { name in
                     (name, JSONValue.array((past[name] ?? []).map { ReportJSON.plan($0, EnvironmentReport(name: name)) }))
                 }
-                Console.out(ReportJSON.document(reports, extra: [("history", .object(byEnv))]))
+                Console.out(ReportJSON.document(reports, extra: [("history", .object(byEnv)), ("notifications", OutboxStatus.json(state))]))
             } else {
-                Console.out(ReportJSON.document(reports))
+                Console.out(ReportJSON.document(reports, extra: [("notifications", OutboxStatus.json(state))]))
             }
         default:
             Console.out(reports.isEmpty ? "no environments in \(store.path)\n" : ReportText.render(reports))
@@ -69,6 +69,7 @@ struct StatusCommand: ParsableCommand {
                     Console.out("  \(plan.id)  \(plan.status.rawValue)  \(plan.scope.rawValue)  \(plan.createdAt ?? "")  \(attempts)\n")
                 }
             }
+            Console.out(OutboxStatus.text(state))
         }
         if reports.contains(where: { !$0.errors.isEmpty }) { throw ExitCode(1) }
     }

@@ -161,7 +161,10 @@ final class LocalProcessBackend: Backend {
         try attempt.update {
             $0.pid = nil
             $0.pidStart = nil
-            if let results { $0.summary = results.summary.counts }
+            if let results {
+                $0.summary = results.summary.counts
+                $0.failedNodes = results.summary.failures.isEmpty ? nil : results.summary.failures
+            }
         }
         switch ended {
         case .interrupted(let sig):

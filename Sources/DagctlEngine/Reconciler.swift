@@ -1,5 +1,6 @@
 import DagctlBackends
 import DagctlGit
+import DagctlNotify
 import DagctlPlanning
 import DagctlSpec
 import DagctlState
@@ -20,9 +21,15 @@ public final class Reconciler {
     let makeBackend: BackendFactory
     /// Set when a state write failed: the file on disk is then behind this run's view of it.
     private var saveFailure: String?
+    /// Sends the outbox after each environment's work; nil sends nothing (events still wait in the outbox).
+    var delivery: OutboxDelivery?
+    /// The review of the newest pending plan as this run judged it, for the plan_pending event.
+    private var review: ApprovalReview?
 
     public init(planner: Planner, store: StateStore, console: FileHandle, heartbeat: TimeInterval = 15, wait: Bool = true,
-                backends: BackendFactory? = nil, onReport: @escaping (EnvironmentReport) -> Void = { _ in }) {
+                backends: BackendFactory? = nil, delivery: OutboxDelivery? = nil,
+                onReport: @escaping (EnvironmentReport) -> Void = { _ in }) {
+        self.delivery = delivery
         self.makeBackend = backends ?? { env in
             Backends.make(for: env, repo: planner.repo, desired: planner.desired, layout: store.layout, console: console, wait: wait)
         }
@@ -55,6 +62,7 @@ public final class Reconciler {
                 if saveFailure == nil {
                     do { try record(env.name) } catch { report.errors.append("\(error)") }
                 }
+                if saveFailure == nil { notify(&report) }
             }
             if report.actions.isEmpty && report.errors.isEmpty { report.actions.append("nothing to do") }
             onReport(report)
@@ -65,6 +73,7 @@ public final class Reconciler {
     /// One environment, phase by phase; `plans` is written to the state file at every change.
     private func reconcile(_ env: EnvironmentSpec, _ report: inout EnvironmentReport) throws {
         let backend = makeBackend(env)
+        review = nil
         var envState = state.environments[env.name] ?? EnvironmentState()
         defer {
             report.deployed = envState.deployed
@@ -134,10 +143,11 @@ public final class Reconciler {
     /// Explains a new plan when one is due, superseding the pending plans it replaces.
     private func explain(_ env: EnvironmentSpec, _ observation: EnvironmentCycle.Observation, _ backend: Backend,
                          _ envState: inout EnvironmentState, _ report: inout EnvironmentReport) throws {
+        // Saved with the approve step's verdict (one write), so that a plan needing no approval is
+        // never announced as waiting for one.
         if case .create(let supersede) = observation.decision {
             try explainFresh(env, observation, backend, supersede: supersede, &envState, &report)
         }
-        try save(env.name, envState)
     }
 
     private func explainFresh(_ env: EnvironmentSpec, _ observation: EnvironmentCycle.Observation, _ backend: Backend,
@@ -161,6 +171,7 @@ public final class Reconciler {
     private func approve(_ env: EnvironmentSpec, _ envState: inout EnvironmentState, _ report: inout EnvironmentReport) throws {
         let judgement = cycle.judge(env, plans: envState.plans, head: envState.head.map(ObjectID.init(hex:)))
         report.approvals = judgement.review
+        review = judgement.review
         for transition in judgement.transitions {
             envState.plans.apply(transition)
             report.actions.append(transition.status == .approved && transition.reason.hasPrefix("retry")
@@ -219,14 +230,41 @@ public final class Reconciler {
         try save(env, envState)
     }
 
+    /// Writes the environment's new state, with the notifications its changes cause in the same write.
     private func save(_ env: String, _ envState: EnvironmentState) throws {
         guard state.environments[env] != envState else { return }
         if let failure = saveFailure { throw EngineError("the state file could not be written (\(failure))") }
-        state.environments[env] = envState
-        do { try store.save(state) } catch {
+        var next = state
+        if let notifications = planner.desired.notifications, let spec = planner.desired.environment(env) {
+            let events = PlanEvents(notifications: notifications, env: spec, members: planner.desired.members, review: review)
+            next.outbox += events.entries(from: state.environments[env], to: envState, at: Timestamp.now())
+        }
+        next.environments[env] = envState
+        do { try store.save(next) } catch {
             saveFailure = "\(error)"
             throw error
         }
+        state = next
+    }
+
+    /// Delivers the outbox once the environment's work is done. It never fails the run: what could not
+    /// be sent waits for a later run, and what is given up is a warning.
+    private func notify(_ report: inout EnvironmentReport) {
+        guard var delivery, !state.outbox.isEmpty else { return }
+        var next = state
+        let outcome = delivery.deliver(&next)
+        self.delivery = delivery
+        for (webhook, n) in outcome.delivered.sorted(by: { $0.key < $1.key }) {
+            report.actions.append("notified \(webhook) (\(n) event\(n == 1 ? "" : "s"))")
+        }
+        report.actions += outcome.deferred.map { "notification not delivered: \($0)" }
+        report.actions += outcome.dropped.map { "warning: \($0)" }
+        guard next != state else { return }
+        do { try store.save(next) } catch {
+            report.actions.append("warning: the outbox could not be saved after delivery (\(error)); the events delivered now are sent again by a later run")
+            return
+        }
+        state = next
     }
 
     /// Once an environment is done: its finished plans move to the history file (not during it, as

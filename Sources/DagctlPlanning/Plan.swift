@@ -98,6 +98,8 @@ public struct Attempt: Codable, Sendable, Equatable {
     public var reason: String?
     /// dbt's results by resource type (models, tests, seeds, snapshots).
     public var summary: [String: ResultCounts]
+    /// The nodes that errored or failed, as dbt names them (`model.shop.customers`).
+    public var failedNodes: [String]?
     /// Names of backend objects (Kubernetes Jobs) by phase, so a later run can find them.
     public var jobs: [String: String]?
     /// The local child's process id (and group) and its start time, so a later run can stop an orphan.
@@ -123,6 +125,7 @@ public struct Attempt: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case n, outcome, phase, reason, summary, jobs, pid
         case startedAt = "started_at", finishedAt = "finished_at", pidStart = "pid_start", virtualenv
+        case failedNodes = "failed_nodes"
     }
 }
 

@@ -23,6 +23,10 @@ public struct DesiredState: Sendable {
     public var issues: [SpecIssue]
     /// The stems of every `environments/*.yaml`, read or not.
     public var environmentNames: [String] = []
+    /// `notifications.yaml`, when it exists and is valid.
+    public var notifications: NotificationsSpec?
+    /// Its problems (also in `issues`): a bad file stops notifications, never deploys.
+    public var notificationIssues: [SpecIssue] = []
 
     public func environment(_ name: String) -> EnvironmentSpec? { environments.first { $0.name == name } }
 
@@ -73,6 +77,20 @@ public struct DesiredState: Sendable {
             case .failure(let error):
                 issues += error.issues
                 state.environmentIssues[stem, default: []] += error.issues
+            }
+        }
+        let notificationsPath = join(root, NotificationsSpec.fileName)
+        if FileManager.default.fileExists(atPath: notificationsPath) || (try? FileManager.default.destinationOfSymbolicLink(atPath: notificationsPath)) != nil {
+            let result: Result<NotificationsSpec, SpecIssues> = readText(notificationsPath).mapError { SpecIssues([$0]) }.flatMap { text in
+                Result { () throws(SpecIssues) in
+                    try NotificationsSpec.parse(text, file: notificationsPath, environments: Set(state.environmentNames))
+                }
+            }
+            switch result {
+            case .success(let spec): state.notifications = spec
+            case .failure(let error):
+                state.notificationIssues = error.issues
+                issues += error.issues
             }
         }
         state.issues = issues

@@ -6,13 +6,36 @@ public struct StateFile: Codable, Sendable, Equatable {
 
     public var schemaVersion: Int
     public var environments: [String: EnvironmentState]
+    /// Notifications not yet delivered, oldest first (SPEC §9). They are part of this file so that an
+    /// event is written in the same atomic write as the transition that caused it.
+    public var outbox: [OutboxEntry]
+    /// Each webhook's last delivery and last error, for `dagctl status`.
+    public var webhooks: [String: WebhookRecord]
 
-    public init(environments: [String: EnvironmentState] = [:]) {
+    public init(environments: [String: EnvironmentState] = [:], outbox: [OutboxEntry] = [], webhooks: [String: WebhookRecord] = [:]) {
         self.schemaVersion = Self.currentSchemaVersion
         self.environments = environments
+        self.outbox = outbox
+        self.webhooks = webhooks
     }
 
-    enum CodingKeys: String, CodingKey { case schemaVersion = "schema_version", environments }
+    enum CodingKeys: String, CodingKey { case schemaVersion = "schema_version", environments, outbox, webhooks }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        schemaVersion = try c.decode(Int.self, forKey: .schemaVersion)
+        environments = try c.decode([String: EnvironmentState].self, forKey: .environments)
+        outbox = try c.decodeIfPresent([OutboxEntry].self, forKey: .outbox) ?? []
+        webhooks = try c.decodeIfPresent([String: WebhookRecord].self, forKey: .webhooks) ?? [:]
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(schemaVersion, forKey: .schemaVersion)
+        try c.encode(environments, forKey: .environments)
+        if !outbox.isEmpty { try c.encode(outbox, forKey: .outbox) }
+        if !webhooks.isEmpty { try c.encode(webhooks, forKey: .webhooks) }
+    }
 
     /// Finds a plan by id in any environment.
     public func plan(_ id: String) -> Plan? {

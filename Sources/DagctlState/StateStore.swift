@@ -232,10 +232,12 @@ public final class StateLock: @unchecked Sendable {
 
 public enum Timestamp {
     /// The current time as RFC 3339 UTC, second precision.
-    public static func now() -> String {
+    public static func now() -> String { string(Date()) }
+
+    public static func string(_ date: Date) -> String {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime]
-        return f.string(from: Date())
+        return f.string(from: date)
     }
 
     /// Whether `text` is an RFC 3339 date-time (`2024-05-01T12:00:00Z`, optional fraction, `Z` or an

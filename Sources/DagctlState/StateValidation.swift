@@ -26,6 +26,23 @@ extension StateFile {
                 if !seen.insert(plan.id).inserted { out.append("\(at).plans[\(i)].id: \(quoted(plan.id)) is there twice") }
             }
         }
+        var ids: Set<String> = []
+        for (i, entry) in outbox.enumerated() {
+            let at = "outbox[\(i)]", event = entry.event
+            if !NotificationEvent.isValidID(event.id) { out.append("\(at).event.id: \(quoted(event.id)) is not an event id (evt- and 32 hex digits)") }
+            if !ids.insert(event.id).inserted { out.append("\(at).event.id: \(quoted(event.id)) is there twice") }
+            if !Names.isValid(event.environment) { out.append("\(at).event.environment: \(quoted(event.environment)) is not an environment name") }
+            if !Names.isValidPlanID(event.plan) { out.append("\(at).event.plan: \(quoted(event.plan)) is not a plan id") }
+            if !Timestamp.isValid(event.at) { out.append("\(at).event.at: \(quoted(event.at)) is not an RFC 3339 date-time") }
+            for (j, d) in entry.deliveries.enumerated() {
+                if !Names.isValid(d.webhook) { out.append("\(at).deliveries[\(j)].webhook: \(quoted(d.webhook)) is not a webhook name") }
+                if let next = d.nextAttemptAt, !Timestamp.isValid(next) { out.append("\(at).deliveries[\(j)].next_attempt_at: \(quoted(next)) is not an RFC 3339 date-time") }
+                if d.attempts < 0 { out.append("\(at).deliveries[\(j)].attempts: \(d.attempts) is negative") }
+            }
+        }
+        for name in webhooks.keys.sorted() where !Names.isValid(name) {
+            out.append("webhooks[\(quoted(name))]: is not a webhook name")
+        }
         return out
     }
 }

@@ -1,0 +1,92 @@
+import Crypto
+import DagctlSpec
+import DagctlState
+import Foundation
+
+/// The bytes a webhook receives for an event, in its format (SPEC §9).
+public enum EventBodies {
+    public static func body(_ event: NotificationEvent, format: Webhook.Format) -> Data {
+        switch format {
+        case .json: return json(event)
+        case .slack: return slack(event)
+        }
+    }
+
+    /// The event's fields as one JSON object, keys sorted (stable for signing and diffing).
+    public static func json(_ event: NotificationEvent) -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(event)) ?? Data("{}".utf8)
+    }
+
+    /// Slack's incoming-webhook message: `text` (the line, for notifications and clients without blocks)
+    /// and one mrkdwn section block, where the plan id links to the dashboard when there is one.
+    public static func slack(_ event: NotificationEvent) -> Data {
+        let message: [String: Any] = [
+            "text": line(event, link: false),
+            "blocks": [["type": "section", "text": ["type": "mrkdwn", "text": line(event, link: true)]]],
+        ]
+        return (try? JSONSerialization.data(withJSONObject: message, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+    }
+
+    /// One short line a person reads in a channel: what happened to which plan, and what to do.
+    public static func line(_ event: NotificationEvent, link: Bool) -> String {
+        let esc = link ? slackEscaped : { $0 }
+        let code = { (s: String) in link ? "`\(slackEscaped(s))`" : s }
+        let plan = link && event.url != nil ? "<\(event.url!)|\(event.plan)>" : event.plan
+        let env = "*\(esc(event.environment))*"
+        let why = event.reason.map { short(esc($0)) }
+        switch event.event {
+        case .planPending:
+            let who = listed(event.mayApprove ?? [])
+            let n = event.approversNeeded
+            var text = ":hourglass: \(plan) for \(env) waits for \(n) approval\(n == 1 ? "" : "s")" + (who.isEmpty ? "" : " from \(esc(who))")
+            if let command = event.approveCommand { text += ": \(code(command))" }
+            return text
+        case .planApproved:
+            let how = why.map { $0.hasPrefix("approved") ? $0 : "approved: \($0)" } ?? "approved"
+            return ":white_check_mark: \(plan) for \(env) \(how)"
+        case .planRejected:
+            return ":no_entry: \(plan) for \(env) " + (why ?? "rejected")
+        case .planSuperseded:
+            return ":fast_forward: \(plan) for \(env) superseded" + (why.map { ": \($0)" } ?? "")
+        case .attemptStarted:
+            return ":arrow_forward: \(plan): attempt \(event.attempt ?? 1) started on \(env) (\(scopeText(event)))"
+        case .planSucceeded:
+            return ":rocket: \(plan) deployed to \(env) (commit \(event.commit.prefix(10)))"
+        case .planFailed:
+            var text = ":x: \(plan) failed on \(env)" + (why.map { ": \($0)" } ?? "")
+            if let command = event.retryCommand { text += "; retry: \(code(command))" }
+            return text
+        case .test:
+            return ":wave: test notification from dagctl" + (why.map { ": \($0)" } ?? "")
+        }
+    }
+
+    static func scopeText(_ event: NotificationEvent) -> String {
+        guard event.scope == "selective", !event.select.isEmpty else { return event.scope }
+        let shown = event.select.prefix(5).joined(separator: " ")
+        return "selective: \(shown)" + (event.select.count > 5 ? " and \(event.select.count - 5) more" : "")
+    }
+
+    static func listed(_ names: [String]) -> String {
+        names.count <= 1 ? names.joined() : names.dropLast().joined(separator: ", ") + " or " + names.last!
+    }
+
+    /// A reason cut to one line of at most 200 characters; the rest is on the plan's page.
+    public static func short(_ text: String) -> String {
+        let first = text.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        return first.count > 200 ? String(first.prefix(199)) + "…" : first
+    }
+
+    /// Slack's mrkdwn gives `&`, `<` and `>` meaning; they are escaped so text stays text.
+    static func slackEscaped(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    }
+
+    /// `sha256=<hex>`: HMAC-SHA256 of the exact body bytes with the webhook's secret.
+    public static func signature(_ body: Data, secret: String) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Data(secret.utf8)))
+        return "sha256=" + mac.map { String(format: "%02x", $0) }.joined()
+    }
+}

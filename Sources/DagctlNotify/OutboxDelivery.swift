@@ -1,0 +1,169 @@
+import DagctlSpec
+import DagctlState
+import Foundation
+
+/// Delivers the outbox (SPEC §9): oldest first and in order per webhook, at least once, never for more
+/// than 24 hours. It changes only the state's `outbox` and `webhooks`; the caller saves them.
+///
+/// A webhook whose head event fails (no answer, a 5xx, 408 or 429, a missing variable) is left for this
+/// run: its later events wait behind it, so a receiver sees them in order, and a dead receiver costs one
+/// timeout per run, not one per event. A 4xx other than 408 and 429 will not change by asking again: that
+/// delivery is dropped, with the receiver's answer.
+public struct OutboxDelivery {
+    public static let requestTimeout: TimeInterval = 10
+    /// All requests of one run together; what is left waits for the next run.
+    public static let runBudget: TimeInterval = 30
+    public static let expiry: TimeInterval = 24 * 3600
+
+    public let notifications: NotificationsSpec?
+    public let transport: WebhookTransport
+    public let layout: StateLayout
+    public let now: () -> Date
+    public let environment: [String: String]
+    /// Time left for requests in this run.
+    private var budget: TimeInterval
+
+    public init(notifications: NotificationsSpec?, transport: WebhookTransport, layout: StateLayout,
+                now: @escaping () -> Date = Date.init, environment: [String: String] = ProcessInfo.processInfo.environment,
+                budget: TimeInterval = OutboxDelivery.runBudget) {
+        self.notifications = notifications
+        self.transport = transport
+        self.layout = layout
+        self.now = now
+        self.environment = environment
+        self.budget = budget
+    }
+
+    /// What one pass did, for the run's output.
+    public struct Outcome: Equatable, Sendable {
+        /// Delivered event counts by webhook.
+        public var delivered: [String: Int] = [:]
+        /// One line per event that failed and will be tried again.
+        public var deferred: [String] = []
+        /// One line per delivery given up (a 4xx, 24 hours, a webhook removed from the file): warnings.
+        public var dropped: [String] = []
+        public var isEmpty: Bool { delivered.isEmpty && deferred.isEmpty && dropped.isEmpty }
+    }
+
+    /// One pass over the outbox. Without notifications (a bad notifications.yaml) nothing is sent: the
+    /// events wait for the file to be fixed, and expire after 24 hours like any other.
+    public mutating func deliver(_ state: inout StateFile) -> Outcome {
+        var outcome = Outcome()
+        var stopped: Set<String> = []  // webhooks done for this run
+        for i in state.outbox.indices {
+            let event = state.outbox[i].event
+            var kept: [Delivery] = []
+            for var delivery in state.outbox[i].deliveries {
+                let name = delivery.webhook
+                let time = now()
+                if let recorded = Timestamp.date(event.at), time.timeIntervalSince(recorded) > Self.expiry {
+                    drop(event, delivery, because: "not delivered within 24 hours (\(delivery.attempts) attempt\(delivery.attempts == 1 ? "" : "s")\(delivery.lastError.map { "; last error: \($0)" } ?? ""))", &outcome)
+                    continue
+                }
+                guard let notifications else {
+                    kept.append(delivery)
+                    continue
+                }
+                guard let webhook = notifications[name] else {
+                    drop(event, delivery, because: "webhook '\(name)' is no longer in notifications.yaml", &outcome)
+                    continue
+                }
+                if stopped.contains(name) || budget <= 0 {
+                    kept.append(delivery)
+                    continue
+                }
+                if let next = delivery.nextAttemptAt.flatMap(Timestamp.date), next > time {
+                    stopped.insert(name)  // backing off: later events wait behind this one
+                    kept.append(delivery)
+                    continue
+                }
+                switch send(event, to: webhook) {
+                case .delivered:
+                    outcome.delivered[name, default: 0] += 1
+                    state.webhooks[name, default: WebhookRecord()].lastDeliveredAt = Timestamp.string(time)
+                case .refused(let why):
+                    delivery.attempts += 1
+                    delivery.lastError = why
+                    record(error: why, for: name, at: time, &state)
+                    drop(event, delivery, because: "\(why); a 4xx answer is not retried", &outcome)
+                case .failed(let why):
+                    delivery.attempts += 1
+                    delivery.lastError = why
+                    delivery.nextAttemptAt = Timestamp.string(time.addingTimeInterval(Self.backoff(after: delivery.attempts)))
+                    record(error: why, for: name, at: time, &state)
+                    outcome.deferred.append("\(event.event.rawValue) \(event.plan) → \(name): \(why); tried again after \(delivery.nextAttemptAt!)")
+                    stopped.insert(name)
+                    kept.append(delivery)
+                }
+            }
+            state.outbox[i].deliveries = kept
+        }
+        state.outbox.removeAll { $0.deliveries.isEmpty }
+        return outcome
+    }
+
+    /// 30 s, 1 min, 2 min, … at most 1 hour between tries.
+    public static func backoff(after attempts: Int) -> TimeInterval {
+        min(3600, 30 * pow(2, Double(max(0, attempts - 1))))
+    }
+
+    enum Result { case delivered, refused(String), failed(String) }
+
+    private mutating func send(_ event: NotificationEvent, to webhook: Webhook) -> Result {
+        let url: URL
+        switch webhook.resolveURL(environment) {
+        case .success(let u): url = u
+        case .failure(let error): return .failed(error.description)
+        }
+        let body = EventBodies.body(event, format: webhook.format)
+        var headers = [("X-Dagctl-Event-Id", event.id), ("X-Dagctl-Event", event.event.rawValue)]
+        switch webhook.resolveSecret(environment) {
+        case .success(let secret?): headers.append(("X-Dagctl-Signature", EventBodies.signature(body, secret: secret)))
+        case .success(nil): break
+        case .failure(let error): return .failed(error.description)
+        }
+        let started = Date()
+        let answer = transport.post(url, body: body, headers: headers, timeout: min(Self.requestTimeout, max(1, budget)))
+        budget -= Date().timeIntervalSince(started)
+        return Self.judge(answer)
+    }
+
+    static func judge(_ answer: PostOutcome) -> Result {
+        switch answer {
+        case .unreachable(let why): return .failed(why)
+        case .answered(let status, _) where (200..<300).contains(status): return .delivered
+        case .answered(let status, let body):
+            let said = body.trimmingCharacters(in: .whitespacesAndNewlines)
+            let text = "answered \(status)" + (said.isEmpty ? "" : ": " + EventBodies.short(said))
+            return (400..<500).contains(status) && status != 408 && status != 429 ? .refused(text) : .failed(text)
+        }
+    }
+
+    private func record(error: String, for webhook: String, at time: Date, _ state: inout StateFile) {
+        state.webhooks[webhook, default: WebhookRecord()].lastError = error
+        state.webhooks[webhook, default: WebhookRecord()].lastErrorAt = Timestamp.string(time)
+    }
+
+    /// Writes the line to `outbox/dropped.jsonl` before the state forgets the delivery: a run killed in
+    /// between drops it again on the next run (a repeated line), never silently.
+    private func drop(_ event: NotificationEvent, _ delivery: Delivery, because reason: String, _ outcome: inout Outcome) {
+        outcome.dropped.append("dropped \(event.event.rawValue) \(event.plan) → \(delivery.webhook): \(reason) (\(layout.droppedEvents))")
+        let line = DroppedEvent(webhook: delivery.webhook, reason: reason, droppedAt: Timestamp.string(now()), event: event)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard var data = try? encoder.encode(line) else { return }
+        data.append(0x0A)
+        do { try JSONLines.append(data, to: layout.droppedEvents) } catch {
+            outcome.dropped.append("could not write \(layout.droppedEvents): \(error)")
+        }
+    }
+}
+
+/// A line of `outbox/dropped.jsonl`.
+struct DroppedEvent: Encodable {
+    var webhook: String
+    var reason: String
+    var droppedAt: String
+    var event: NotificationEvent
+    enum CodingKeys: String, CodingKey { case webhook, reason, droppedAt = "dropped_at", event }
+}
