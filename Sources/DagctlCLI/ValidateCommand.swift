@@ -60,6 +60,15 @@ struct ValidateCommand: ParsableCommand {
         } catch {
             problems.append("\(error)")
         }
+        // Variables are read where dagctl runs (cron), which may not be here: said, not counted.
+        for webhook in desired.notifications?.webhooks ?? [] {
+            var missing: [String] = []
+            if case .failure(let error) = webhook.resolveURL() { missing.append(error.description) }
+            if case .failure(let error) = webhook.resolveSecret() { missing.append(error.description) }
+            for text in missing {
+                Console.out("warning: \(desired.root)/\(NotificationsSpec.fileName)\(webhook.line.map { ":\($0)" } ?? ""): webhook '\(webhook.name)': \(text)\n")
+            }
+        }
         if problems.isEmpty {
             Console.out("ok: \(desired.environments.count) environment\(desired.environments.count == 1 ? "" : "s") (\(desired.environments.map(\.name).joined(separator: ", "))), \(desired.members.all.count) members\n")
             return

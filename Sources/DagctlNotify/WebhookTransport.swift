@@ -24,6 +24,8 @@ public final class HTTPWebhookTransport: WebhookTransport {
     public init() {
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
         configuration.timeout = HTTPClient.Configuration.Timeout(connect: .seconds(10))
+        // A refused connection fails now; the outbox tries again on a later run, with its own backoff.
+        configuration.connectionPool.retryConnectionEstablishment = false
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 

@@ -227,3 +227,56 @@ public func stateSchemaProblems(_ statePath: String) -> String {
     let out = run(packageRoot + "/.venv/bin/python", ["-c", script, packageRoot + "/state/schema.json", statePath])
     return out.status == 0 ? out.stdout.trimmingCharacters(in: .whitespacesAndNewlines) : "jsonschema failed: \(out.stderr)"
 }
+
+/// examples/webhook-receiver.py on 127.0.0.1, a real HTTP server: every request it got is a line of
+/// its log. `answer(_:)` changes how it answers ("500", "404 no such hook", "delay 12"; nil: 200).
+public final class WebhookReceiver: @unchecked Sendable {
+    public let dir = TemporaryDirectory("dagctl-receiver")
+    public private(set) var port = 0
+    private var process: BackgroundProcess?
+    public let secret: String?
+
+    public init(secret: String? = nil) {
+        self.secret = secret
+        start()
+    }
+
+    deinit { stop() }
+
+    public var url: String { "http://127.0.0.1:\(port)/hook" }
+
+    /// Starts it (again, on the same port after a `stop`).
+    public func start() {
+        try? FileManager.default.removeItem(atPath: dir.file("port"))
+        var argv = ["/usr/bin/env", "python3", packageRoot + "/examples/webhook-receiver.py", "--port", String(port),
+                    "--port-file", dir.file("port"), "--log", dir.file("log.jsonl"), "--answer-file", dir.file("answer")]
+        if let secret { argv += ["--secret", secret] }
+        process = spawn(argv, environment: [:], stdout: dir.file("stdout"), stderr: dir.file("stderr"))
+        _ = eventually(within: 10) { dir.read("port").flatMap { Int($0) } != nil }
+        port = dir.read("port").flatMap { Int($0) } ?? 0
+    }
+
+    public func stop() {
+        guard let process else { return }
+        kill(process.pid, SIGKILL)
+        process.wait()
+        self.process = nil
+    }
+
+    public func answer(_ how: String?) {
+        if let how { dir.write("answer", how + "\n") } else { try? FileManager.default.removeItem(atPath: dir.file("answer")) }
+    }
+
+    /// Every request, oldest first.
+    public var requests: [[String: Any]] {
+        (dir.read("log.jsonl") ?? "").split(separator: "\n").compactMap { parseJSON(String($0)) }
+    }
+
+    /// Bodies of requests answered 2xx, without repeats of an event id at a path (what a receiver that
+    /// drops duplicates keeps; one event goes to each webhook that wants it).
+    public var events: [[String: Any]] {
+        var seen = Set<String>()
+        return requests.filter { ($0["answered"] as? Int ?? 0) < 300 && seen.insert("\($0["path"] ?? "") \($0["id"] ?? "")").inserted }
+            .compactMap { $0["body"] as? [String: Any] }
+    }
+}
