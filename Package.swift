@@ -48,6 +48,7 @@ let package = Package(
         .testTarget(name: "DagctlEngineTests", dependencies: [
             "DagctlEngine", "DagctlSpec", "DagctlPlanning", "DagctlGit", "DagctlState", "DagctlBackends", "TestSupport",
         ]),
+        .testTarget(name: "DagctlNotifyTests", dependencies: ["DagctlNotify", "DagctlState", "DagctlSpec", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
     ]

@@ -28,17 +28,24 @@ struct PlanEvents {
         for plan in new.plans {
             let before = old?.plans.first { $0.id == plan.id }
             let changed = before?.status != plan.status
-            // Decisions come before the attempts they allow; outcomes after the attempts they end.
+            let started = plan.attempts.dropFirst(before?.attempts.count ?? 0)
+            // Decisions come before the attempts they allow; outcomes after the attempts they end. An
+            // attempt started from a plan that was not approved before this write was approved in it.
             if changed {
                 switch plan.status {
                 case .pending where env.requiredApprovals > 0: out.append(pending(plan, review: plan.id == newest ? review : nil, at: time))
                 case .approved: out.append(event(.planApproved, plan, at: time))
                 case .rejected: out.append(event(.planRejected, plan, at: time))
                 case .superseded: out.append(event(.planSuperseded, plan, at: time))
+                case _ where !started.isEmpty && !(before?.status.isActive ?? false):
+                    var approved = event(.planApproved, plan, at: time)
+                    approved.status = PlanStatus.approved.rawValue
+                    approved.attempt = nil
+                    out.append(approved)
                 default: break
                 }
             }
-            for attempt in plan.attempts.dropFirst(before?.attempts.count ?? 0) {
+            for attempt in started {
                 var started = event(.attemptStarted, plan, at: time)
                 started.attempt = attempt.n
                 started.status = PlanStatus.building.rawValue

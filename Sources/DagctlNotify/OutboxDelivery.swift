@@ -19,17 +19,20 @@ public struct OutboxDelivery {
     public let transport: WebhookTransport
     public let layout: StateLayout
     public let now: () -> Date
+    /// Seconds on a clock that only moves forward, to measure the run's requests against its budget.
+    public let uptime: () -> TimeInterval
     public let environment: [String: String]
     /// Time left for requests in this run.
     private var budget: TimeInterval
 
     public init(notifications: NotificationsSpec?, transport: WebhookTransport, layout: StateLayout,
-                now: @escaping () -> Date = Date.init, environment: [String: String] = ProcessInfo.processInfo.environment,
-                budget: TimeInterval = OutboxDelivery.runBudget) {
+                now: @escaping () -> Date = Date.init, uptime: @escaping () -> TimeInterval = { ProcessInfo.processInfo.systemUptime },
+                environment: [String: String] = ProcessInfo.processInfo.environment, budget: TimeInterval = OutboxDelivery.runBudget) {
         self.notifications = notifications
         self.transport = transport
         self.layout = layout
         self.now = now
+        self.uptime = uptime
         self.environment = environment
         self.budget = budget
     }
@@ -99,6 +102,10 @@ public struct OutboxDelivery {
             state.outbox[i].deliveries = kept
         }
         state.outbox.removeAll { $0.deliveries.isEmpty }
+        if let notifications {  // records of webhooks taken out of the file go with them
+            let waiting = Set(state.outbox.flatMap { $0.deliveries.map(\.webhook) })
+            state.webhooks = state.webhooks.filter { notifications[$0.key] != nil || waiting.contains($0.key) }
+        }
         return outcome
     }
 
@@ -122,9 +129,9 @@ public struct OutboxDelivery {
         case .success(nil): break
         case .failure(let error): return .failed(error.description)
         }
-        let started = Date()
+        let started = uptime()
         let answer = transport.post(url, body: body, headers: headers, timeout: min(Self.requestTimeout, max(1, budget)))
-        budget -= Date().timeIntervalSince(started)
+        budget -= uptime() - started
         return Self.judge(answer)
     }
 
@@ -134,7 +141,8 @@ public struct OutboxDelivery {
         case .answered(let status, _) where (200..<300).contains(status): return .delivered
         case .answered(let status, let body):
             let said = body.trimmingCharacters(in: .whitespacesAndNewlines)
-            let text = "answered \(status)" + (said.isEmpty ? "" : ": " + EventBodies.short(said))
+            var text = "answered \(status)" + (said.isEmpty ? "" : ": " + EventBodies.short(said))
+            if (300..<400).contains(status) { text += " (redirects are not followed: set the webhook's URL to the final address)" }
             return (400..<500).contains(status) && status != 408 && status != 429 ? .refused(text) : .failed(text)
         }
     }
