@@ -184,6 +184,8 @@ struct KubernetesTests {
 
     @Test func failedRunJobFailsThePlanAndARetryMakesAttemptTwoJobs() throws {
         let k = KubeWorkspace()
+        let receiver = WebhookReceiver()
+        k.ws.dir.write("desired/notifications.yaml", "webhooks:\n  - name: hook\n    url: \(receiver.url)\n")
         k.seedDeployed(k.ws.repo.git("rev-parse", "HEAD"))
         k.ws.bump(2) { $0.write("models/marts/customers.sql", "select broken\n") }
         k.cluster.script(build: succeedBuild,
@@ -206,6 +208,10 @@ struct KubernetesTests {
         plan = try k.newest()
         #expect(plan["status"] as? String == "succeeded")
         #expect(k.cluster.jobNames() == ["\(id)-build-1", "\(id)-run-1", "\(id)-build-2", "\(id)-run-2"])
+        // The Kubernetes backend notifies like the local one.
+        let events = receiver.events.map { "\($0["event"]!)" + (($0["attempt"] as? Int).map { " #\($0)" } ?? "") }
+        #expect(events == ["plan_approved", "attempt_started #1", "plan_failed #1", "plan_approved", "attempt_started #2", "plan_succeeded #2"], "\(events)")
+        #expect((receiver.events.first { $0["event"] as? String == "plan_failed" }?["reason"] as? String)?.contains("BackoffLimitExceeded") == true)
     }
 
     @Test func deadlineExceededFailsWithTheReason() throws {

@@ -119,7 +119,9 @@ struct SQLMeshTests {
     /// A model that reads a table SQLMesh does not manage; its audit fails until that table is fixed.
     @Test func aFailingAuditFailsTheAttemptAndARetryAfterFixingTheEnvironmentDeploys() throws {
         let ws = SQLMeshWorkspace()
+        let receiver = WebhookReceiver()
         #expect(ws.dagctl("reconcile", "--env", "dev").status == 0)
+        ws.dir.write("desired/notifications.yaml", "webhooks:\n  - name: hook\n    url: \(receiver.url)\n    environments: [dev]\n")
         ws.execute("create schema raw; create table raw.fx_rates(currency varchar, rate double); insert into raw.fx_rates values ('USD', 1.0)")
         ws.repo.write("models/orders_eur.sql", """
             MODEL (
@@ -153,6 +155,15 @@ struct SQLMeshTests {
         #expect(plan["status"] as? String == "succeeded")
         #expect((plan["attempts"] as? [[String: Any]])?.map { $0["outcome"] as? String } == ["failed", "succeeded"])
         #expect(ws.query("select min(eur_rate) from shop__dev.orders_eur") == "[(0.9,)]")
+        // SQLMesh plans notify like dbt plans.
+        let events = receiver.events.map { "\($0["event"]!) \($0["plan"]!)" + (($0["attempt"] as? Int).map { " #\($0)" } ?? "") }
+        #expect(events == ["plan_approved \(id)", "attempt_started \(id) #1", "plan_failed \(id) #1",
+                           "plan_approved \(id)", "attempt_started \(id) #2", "plan_succeeded \(id) #2"], "\(events)")
+        let failure = try #require(receiver.events.first { $0["event"] as? String == "plan_failed" })
+        #expect((failure["reason"] as? String)?.contains("'not_null' audit error") == true)
+        #expect(failure["scope"] as? String == "sqlmesh")
+        #expect((failure["retry_command"] as? String)?.hasPrefix("dagctl retry \(id) --as ") == true)
+        #expect(receiver.events.first { $0["event"] as? String == "plan_approved" && $0["reason"] as? String == "retry 1 of 1 requested by alice" } != nil)
     }
 
     /// `kill -9` of reconcile while sqlmesh applies: the next run stops the orphan, records the
