@@ -26,7 +26,9 @@ let package = Package(
         .systemLibrary(name: "CLibGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
         .target(name: "DagctlGit", dependencies: ["CLibGit2"]),
         .target(name: "DagctlState", dependencies: ["DagctlPlanning", "DagctlSpec"]),
-        .target(name: "DagctlBackends", dependencies: ["DagctlSpec", "DagctlPlanning"]),
+        .target(name: "DagctlBackends", dependencies: [
+            "DagctlSpec", "DagctlPlanning", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .target(name: "DagctlNotify", dependencies: [
             "DagctlSpec", "DagctlState",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -46,6 +46,34 @@ awk -v keys="$work/keys" '
 ' "$here/desired/members.yaml" > "$work/desired/members.yaml"
 show dagctl validate
 
+step "2b. Notifications: a small webhook receiver on 127.0.0.1, and notifications.yaml pointing at it"
+# examples/webhook-receiver.py stands in for a Slack channel and an audit endpoint: it checks each
+# body's HMAC signature, drops repeats by event id and prints one line per event.
+rm -f "$work/receiver.port" "$work/receiver.jsonl"
+python3 "$here/webhook-receiver.py" --port-file "$work/receiver.port" --log "$work/receiver.jsonl" \
+    --secret example-secret > "$work/receiver.out" 2>&1 &
+receiver_pid=$!
+trap 'kill "$receiver_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 50); do [ -s "$work/receiver.port" ] && break; sleep 0.1; done
+port=$(cat "$work/receiver.port")
+# The Slack-style hook's URL is a secret: it comes from the environment, as it would in cron.
+export EXAMPLE_SLACK_URL="http://127.0.0.1:$port/slack" EXAMPLE_WEBHOOK_SECRET=example-secret
+cat > "$work/desired/notifications.yaml" <<YAML
+dashboard_url: http://127.0.0.1:8080
+webhooks:
+  - name: team-slack
+    url_env: EXAMPLE_SLACK_URL
+    format: slack
+    events: [plan_pending, plan_failed, plan_succeeded]
+    secret_env: EXAMPLE_WEBHOOK_SECRET
+  - name: audit
+    url: http://127.0.0.1:$port/audit
+    format: json
+    secret_env: EXAMPLE_WEBHOOK_SECRET
+YAML
+show cat "$work/desired/notifications.yaml"
+show dagctl notify test team-slack
+
 step "3. dagctl plan: what each environment's next plan is"
 show dagctl plan
 
@@ -94,6 +122,7 @@ assert models == ["model.shop.customers"], models
 PY
 show dagctl logs "$prod_plan" --phase run
 
+
 step "10. The SQLMesh example: examples/sqlmesh/project, its own repository, desired state and state file"
 sq="$work/sqlmesh"
 rm -rf "$sq"
@@ -101,6 +130,7 @@ mkdir -p "$sq"
 new_repo "$here/sqlmesh/project" "$sq/repo" "shop (SQLMesh): first version"
 cp -R "$here/sqlmesh/desired" "$sq/desired"
 cp "$work/desired/members.yaml" "$sq/desired/members.yaml"   # the same people and keys
+cp "$work/desired/notifications.yaml" "$sq/desired/"         # and the same webhooks
 export DAGCTL_REPO="$sq/repo" DAGCTL_DESIRED="$sq/desired" DAGCTL_STATE="$sq/state/state.json"
 export SHOP_SQLMESH_DB="$sq/shop.duckdb"
 show dagctl validate
@@ -138,7 +168,25 @@ for env in ("shop__dev", "shop"):
 print("the new column is in dev and prod, computed from the seed")
 PY
 
-step "13. The dashboard: static reports of both examples, and how to serve them live"
+step "13. Notifications: what the receiver got (each reconcile sent its events after each environment's work)"
+cat "$work/receiver.out"
+show dagctl status --env prod
+python3 - "$work/receiver.jsonl" "$prod_plan" "$sq_prod" <<'PY'
+import json, sys
+requests = [json.loads(line) for line in open(sys.argv[1])]
+dbt_plan, sqlmesh_plan = sys.argv[2], sys.argv[3]
+assert requests and all(r["signature_ok"] for r in requests), "every body is signed"
+audit = [r["body"] for r in requests if r["path"] == "/audit"]
+def events(plan): return [e["event"] for e in audit if e["plan"] == plan]
+# Bob had signed the dbt plan before the reconcile that explained it, so it never waited.
+assert events(dbt_plan) == ["plan_approved", "attempt_started", "plan_succeeded"], events(dbt_plan)
+assert events(sqlmesh_plan) == ["plan_pending", "plan_approved", "attempt_started", "plan_succeeded"], events(sqlmesh_plan)
+pending = next(e for e in audit if e["plan"] == sqlmesh_plan and e["event"] == "plan_pending")
+print(f"{len(requests)} requests, all signed; the audit hook's plan_pending of {sqlmesh_plan}:")
+print(json.dumps(pending, indent=2, sort_keys=True))
+PY
+
+step "14. The dashboard: static reports of both examples, and how to serve them live"
 dagctl report --html "$work/report-sqlmesh"
 export DAGCTL_REPO="$work/repo" DAGCTL_DESIRED="$work/desired" DAGCTL_STATE="$work/state/state.json"
 show dagctl report --html "$work/report"

@@ -72,9 +72,14 @@ class Handler(BaseHTTPRequestHandler):
                 with open(args.log, "a") as f:
                     f.write(json.dumps(record, sort_keys=True) + "\n")
             if status < 300 and not duplicate:
-                shown = parsed.get("text") if isinstance(parsed, dict) and "text" in parsed else \
-                    " ".join(str(parsed.get(k)) for k in ("event", "plan", "status")) if isinstance(parsed, dict) else body[:80]
-                print(f"receiver: {shown}" + ("" if signature_ok is None else "  [signature ok]" if signature_ok else "  [BAD SIGNATURE]"), flush=True)
+                if isinstance(parsed, dict) and "text" in parsed:
+                    shown = parsed["text"]
+                elif isinstance(parsed, dict):
+                    shown = f"{parsed.get('event')} {parsed.get('plan')}" + (f": {parsed['reason']}" if parsed.get("reason") else "")
+                else:
+                    shown = body[:80].decode(errors="replace")
+                mark = "" if signature_ok is None else "  [signature ok]" if signature_ok else "  [BAD SIGNATURE]"
+                print(f"{self.path}  {shown}{mark}", flush=True)
         try:
             self.send_response(status)
             self.send_header("Content-Type", "text/plain")

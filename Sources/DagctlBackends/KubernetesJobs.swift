@@ -17,7 +17,7 @@ public enum KubernetesJobs {
     public static func name(_ text: String) -> String {
         let full = text.replacingOccurrences(of: ".", with: "-").lowercased()
         if full.utf8.count <= 63 { return full }
-        let hash = SHA256.hex(Array(full.utf8)).prefix(8)
+        let hash = Hashing.sha256Hex(Array(full.utf8)).prefix(8)
         var head = String(full.prefix(63 - 9))
         while head.hasSuffix("-") { head.removeLast() }
         return "\(head)-\(hash)"
@@ -50,7 +50,7 @@ public enum KubernetesJobs {
 
     /// Label values are at most 63 characters; the full plan id is always in the annotations.
     static func labelValue(_ s: String) -> String {
-        s.utf8.count <= 63 ? s : String(s.prefix(54)) + "-" + SHA256.hex(Array(s.utf8)).prefix(8)
+        s.utf8.count <= 63 ? s : String(s.prefix(54)) + "-" + Hashing.sha256Hex(Array(s.utf8)).prefix(8)
     }
 
     static func annotations(plan: Plan, attempt: Int) -> [String: String] {

@@ -43,7 +43,7 @@ public struct Virtualenvs: Sendable {
         }
         let python = try Command.run("python3", ["-c", "import sys; print(sys.version.split()[0])"])
         let pythonVersion = String(decoding: python.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        let key = SHA256.hex(Array(content) + Array("\npython \(pythonVersion)".utf8))
+        let key = Hashing.sha256Hex(Array(content) + Array("\npython \(pythonVersion)".utf8))
         let name = String(key.prefix(20))
         let venv = "\(directory)/\(name)"
         let ready = venv + "/.dagctl-ready"
