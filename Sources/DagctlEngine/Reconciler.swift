@@ -62,8 +62,9 @@ public final class Reconciler {
                 if saveFailure == nil {
                     do { try record(env.name) } catch { report.errors.append("\(error)") }
                 }
-                if saveFailure == nil { notify(&report) }
             }
+            // Also after an environment that could not be reconciled: earlier events still go out.
+            if saveFailure == nil { notify(&report) }
             if report.actions.isEmpty && report.errors.isEmpty { report.actions.append("nothing to do") }
             onReport(report)
             return report

@@ -19,7 +19,15 @@ struct StateValidationTests {
         }
         let attempt: [String: Any] = ["n": 1, "outcome": "succeeded", "phase": "run", "started_at": "2024-05-01T11:59:00Z",
                                       "finished_at": "2024-05-01T12:00:00.5+02:00", "summary": [:], "jobs": ["build": "prod-v1-aaaaaaaaaa-build-1"], "pid": 4242]
-        return ["schema_version": 1, "environments": ["prod": [
+        let event: [String: Any] = ["id": "evt-0123456789abcdef0123456789abcdef", "event": "plan_pending", "environment": "prod",
+                                    "plan": "prod-v2-aaaaaaaaaa", "status": "pending", "reason": NSNull(), "scope": "selective",
+                                    "select": ["orders+"], "commit": sha, "author": "alice", "approvers_needed": 1, "url": NSNull(),
+                                    "at": "2024-05-01T11:00:00Z", "may_approve": ["bob"], "approve_command": "dagctl approve prod-v2-aaaaaaaaaa --as bob"]
+        return ["schema_version": 1,
+                "outbox": [["event": event, "deliveries": [["webhook": "slack", "attempts": 2, "next_attempt_at": "2024-05-01T11:02:00Z",
+                                                            "last_error": "connection refused"]]]],
+                "webhooks": ["slack": ["last_error": "connection refused", "last_error_at": "2024-05-01T11:01:00Z"]],
+                "environments": ["prod": [
             "ref": "main", "head": sha,
             "deployed": ["commit": sha, "version": "1", "plan": "prod-v1-aaaaaaaaaa", "deployed_at": "2024-05-01T10:00:01Z"],
             "plans": [plan(1, "succeeded", attempts: [attempt]), plan(2, "pending", attempts: [])],
@@ -63,6 +71,14 @@ struct StateValidationTests {
             var attempts = plan["attempts"] as! [[String: Any]]
             f(&attempts[0])
             plan["attempts"] = attempts
+        }
+    }
+
+    static func editOutbox(_ f: @escaping @Sendable (inout [String: Any]) -> Void) -> @Sendable (inout [String: Any]) -> Void {
+        { state in
+            var outbox = state["outbox"] as! [[String: Any]]
+            f(&outbox[0])
+            state["outbox"] = outbox
         }
     }
 
@@ -125,6 +141,16 @@ struct StateValidationTests {
                 schemaSaysSo: true, edit: editPlan(1) { $0["author"] = "../bob" }),
         Hostile(name: "time that is not RFC 3339", expected: "environments.prod.plans[0].attempts[0].started_at: 'yesterday' is not an RFC 3339 date-time",
                 schemaSaysSo: false, edit: editAttempt { $0["started_at"] = "yesterday" }),
+        Hostile(name: "event id that is not one", expected: "outbox[0].event.id: 'x\\r\\nX-Evil: 1' is not an event id",
+                schemaSaysSo: true, edit: editOutbox { entry in
+                    var e = entry["event"] as! [String: Any]; e["id"] = "x\r\nX-Evil: 1"; entry["event"] = e }),
+        Hostile(name: "event of a plan outside the folder", expected: "outbox[0].event.plan: '../../x' is not a plan id",
+                schemaSaysSo: true, edit: editOutbox { entry in
+                    var e = entry["event"] as! [String: Any]; e["plan"] = "../../x"; entry["event"] = e }),
+        Hostile(name: "delivery to a webhook that is not a name", expected: "outbox[0].deliveries[0].webhook: 'Slack/x' is not a webhook name",
+                schemaSaysSo: true, edit: editOutbox { $0["deliveries"] = [["webhook": "Slack/x", "attempts": 0]] }),
+        Hostile(name: "next try that is not a time", expected: "outbox[0].deliveries[0].next_attempt_at: 'soon' is not an RFC 3339 date-time",
+                schemaSaysSo: false, edit: editOutbox { $0["deliveries"] = [["webhook": "slack", "attempts": 1, "next_attempt_at": "soon"]] }),
     ]
 
     func write(_ state: [String: Any], to dir: TemporaryDirectory) throws -> Data {

@@ -145,6 +145,7 @@ struct NotificationTests {
         #expect(try n.ws.deployedVersion() == "1", "and holds nothing back")
         #expect(r.stdout.contains("notification not delivered"), "\(r.stdout)")
         #expect(try n.outbox().count == 3, "approved, attempt_started, succeeded wait in the outbox")
+        #expect(stateSchemaProblems(n.ws.statePath) == "", "state/schema.json describes the outbox dagctl writes")
         var status = n.dagctl("status")
         #expect(status.stdout.contains("machines: 3 undelivered"), "\(status.stdout)")
         #expect(status.stdout.contains("connection refused"), "\(status.stdout)")
