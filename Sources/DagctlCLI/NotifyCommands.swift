@@ -1,4 +1,5 @@
 import ArgumentParser
+import DagctlBackends
 import DagctlNotify
 import DagctlSpec
 import DagctlState
@@ -54,21 +55,27 @@ struct NotifyTestCommand: ParsableCommand {
         let body = EventBodies.body(event, format: webhook.format)
         var headers = [("X-Dagctl-Event-Id", event.id), ("X-Dagctl-Event", event.event.rawValue)]
         if let secret { headers.append(("X-Dagctl-Signature", EventBodies.signature(body, secret: secret))) }
-        let shown = webhook.url == .literal(url.absoluteString) ? url.absoluteString : "the URL in \(Self.variable(webhook) ?? "url_env")"
-        switch HTTPWebhookTransport().post(url, body: body, headers: headers, timeout: OutboxDelivery.requestTimeout) {
+        let shown: String
+        switch webhook.url {
+        case .literal(let text): shown = text
+        case .environment(let variable): shown = "the URL in \(variable)"
+        }
+        let hidden = webhook.hiddenAddress(url)
+        func clean(_ text: String) -> String {
+            hidden.reduce(EventBodies.short(text)) { text, pair in pair.0.isEmpty ? text : text.replacingOccurrences(of: pair.0, with: pair.1) }
+        }
+        Interruption.install()
+        switch HTTPWebhookTransport().post(url, body: body, headers: headers, timeout: OutboxDelivery.requestTimeout,
+                                           cancelled: { Interruption.caught != nil }) {
         case .answered(let status, let answer) where (200..<300).contains(status):
-            Console.out("sent \(event.id) to \(webhook.name) (\(shown)): answered \(status)\(answer.isEmpty ? "" : ": \(EventBodies.short(answer))")\n")
+            Console.out("sent \(event.id) to \(webhook.name) (\(shown)): answered \(status)\(answer.isEmpty ? "" : ": \(clean(answer))")\n")
         case .answered(let status, let answer):
-            throw Console.fail("\(webhook.name) (\(shown)) answered \(status)\(answer.isEmpty ? "" : ": \(EventBodies.short(answer))")")
+            throw Console.fail("\(webhook.name) (\(shown)) answered \(status)\(answer.isEmpty ? "" : ": \(clean(answer))")")
         case .unreachable(let why):
-            throw Console.fail("\(webhook.name) (\(shown)): \(why)")
+            throw Console.fail("\(webhook.name) (\(shown)): \(clean(why))")
         }
     }
 
-    static func variable(_ webhook: Webhook) -> String? {
-        if case .environment(let v) = webhook.url { return v }
-        return nil
-    }
 }
 
 /// The outbox's clock. `DAGCTL_TEST_NOW` (an RFC 3339 time) stands in for the present in tests of
@@ -85,7 +92,8 @@ enum NotificationClock {
         let desired = session.desired
         guard desired.notifications != nil || !session.state.outbox.isEmpty else { return nil }
         let spec = desired.notifications ?? (desired.notificationIssues.isEmpty ? NotificationsSpec(webhooks: []) : nil)
-        return OutboxDelivery(notifications: spec, transport: HTTPWebhookTransport(), layout: session.store.layout, now: now)
+        return OutboxDelivery(notifications: spec, transport: HTTPWebhookTransport(), layout: session.store.layout, now: now,
+                              stopped: { Interruption.caught != nil })
     }
 }
 

@@ -260,6 +260,9 @@ public final class Reconciler {
         }
         report.actions += outcome.deferred.map { "notification not delivered: \($0)" }
         report.actions += outcome.dropped.map { "warning: \($0)" }
+        if outcome.interrupted, let sig = Interruption.caught {
+            report.errors.append("dagctl received \(Interruption.name(sig)) while sending notifications; what is not sent waits in the outbox for the next run")
+        }
         guard next != state else { return }
         do { try store.save(next) } catch {
             report.actions.append("warning: the outbox could not be saved after delivery (\(error)); the events delivered now are sent again by a later run")

@@ -30,12 +30,14 @@ public enum EventBodies {
     }
 
     /// One short line a person reads in a channel: what happened to which plan, and what to do.
+    /// Both Slack fields are markup (`text` is what notifications and Slack-compatible services show), so
+    /// every piece from a repository or a receiver is cut first, then escaped; only `link` adds the link.
     public static func line(_ event: NotificationEvent, link: Bool) -> String {
-        let esc = link ? slackEscaped : { $0 }
-        let code = { (s: String) in link ? "`\(slackEscaped(s))`" : s }
+        let esc = slackEscaped
+        let code = { (s: String) in link ? "`\(slackEscaped(s))`" : slackEscaped(s) }
         let plan = link && event.url != nil ? "<\(event.url!)|\(event.plan)>" : event.plan
         let env = "*\(esc(event.environment))*"
-        let why = event.reason.map { short(esc($0)) }
+        let why = event.reason.map { esc(short($0)) }
         switch event.event {
         case .planPending:
             let who = listed(event.mayApprove ?? [])
@@ -73,10 +75,14 @@ public enum EventBodies {
         names.count <= 1 ? names.joined() : names.dropLast().joined(separator: ", ") + " or " + names.last!
     }
 
-    /// A reason cut to one line of at most 200 characters; the rest is on the plan's page.
+    /// Text cut to one line of at most 200 characters, with control characters (a receiver's escape
+    /// sequences, a carriage return) shown as `?`: it goes to terminals, logs and messages.
     public static func short(_ text: String) -> String {
-        let first = text.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
-        return first.count > 200 ? String(first.prefix(199)) + "…" : first
+        let first = text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).first.map(String.init) ?? ""
+        let printable = String(String.UnicodeScalarView(first.unicodeScalars.map { scalar in
+            scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) ? "?" : scalar
+        }))
+        return printable.count > 200 ? String(printable.prefix(199)) + "…" : printable
     }
 
     /// Slack's mrkdwn gives `&`, `<` and `>` meaning; they are escaped so text stays text.

@@ -22,12 +22,16 @@ public struct OutboxDelivery {
     /// Seconds on a clock that only moves forward, to measure the run's requests against its budget.
     public let uptime: () -> TimeInterval
     public let environment: [String: String]
+    /// Whether dagctl was told to stop (a signal): then no request starts, and one under way is abandoned.
+    public let stopped: () -> Bool
     /// Time left for requests in this run.
     private var budget: TimeInterval
 
     public init(notifications: NotificationsSpec?, transport: WebhookTransport, layout: StateLayout,
                 now: @escaping () -> Date = Date.init, uptime: @escaping () -> TimeInterval = { ProcessInfo.processInfo.systemUptime },
-                environment: [String: String] = ProcessInfo.processInfo.environment, budget: TimeInterval = OutboxDelivery.runBudget) {
+                environment: [String: String] = ProcessInfo.processInfo.environment, budget: TimeInterval = OutboxDelivery.runBudget,
+                stopped: @escaping () -> Bool = { false }) {
+        self.stopped = stopped
         self.notifications = notifications
         self.transport = transport
         self.layout = layout
@@ -45,6 +49,8 @@ public struct OutboxDelivery {
         public var deferred: [String] = []
         /// One line per delivery given up (a 4xx, 24 hours, a webhook removed from the file): warnings.
         public var dropped: [String] = []
+        /// Set when a signal stopped the pass: what is left waits for the next run.
+        public var interrupted = false
         public var isEmpty: Bool { delivered.isEmpty && deferred.isEmpty && dropped.isEmpty }
     }
 
@@ -52,15 +58,15 @@ public struct OutboxDelivery {
     /// events wait for the file to be fixed, and expire after 24 hours like any other.
     public mutating func deliver(_ state: inout StateFile) -> Outcome {
         var outcome = Outcome()
-        var stopped: Set<String> = []  // webhooks done for this run
+        var done: Set<String> = []  // webhooks left for this run
         for i in state.outbox.indices {
             let event = state.outbox[i].event
             var kept: [Delivery] = []
             for var delivery in state.outbox[i].deliveries {
                 let name = delivery.webhook
-                let time = now()
-                if let recorded = Timestamp.date(event.at), time.timeIntervalSince(recorded) > Self.expiry {
-                    drop(event, delivery, because: "not delivered within 24 hours (\(delivery.attempts) attempt\(delivery.attempts == 1 ? "" : "s")\(delivery.lastError.map { "; last error: \($0)" } ?? ""))", &outcome)
+                if let recorded = Timestamp.date(event.at), now().timeIntervalSince(recorded) > Self.expiry {
+                    let why = "not delivered within 24 hours (\(delivery.attempts) attempt\(delivery.attempts == 1 ? "" : "s")\(delivery.lastError.map { "; last error: \($0)" } ?? ""))"
+                    if !drop(event, delivery, because: why, &outcome) { kept.append(delivery) }
                     continue
                 }
                 guard let notifications else {
@@ -68,19 +74,22 @@ public struct OutboxDelivery {
                     continue
                 }
                 guard let webhook = notifications[name] else {
-                    drop(event, delivery, because: "webhook '\(name)' is no longer in notifications.yaml", &outcome)
+                    if !drop(event, delivery, because: "webhook '\(name)' is no longer in notifications.yaml", &outcome) { kept.append(delivery) }
                     continue
                 }
-                if stopped.contains(name) || budget <= 0 {
+                if stopped() { outcome.interrupted = true }
+                if done.contains(name) || budget < 1 || outcome.interrupted {
                     kept.append(delivery)
                     continue
                 }
-                if let next = delivery.nextAttemptAt.flatMap(Timestamp.date), next > time {
-                    stopped.insert(name)  // backing off: later events wait behind this one
+                if let next = delivery.nextAttemptAt.flatMap(Timestamp.date), next > now() {
+                    done.insert(name)  // backing off: later events wait behind this one
                     kept.append(delivery)
                     continue
                 }
-                switch send(event, to: webhook) {
+                let result = send(event, to: webhook)
+                let time = now()  // after the request: errors and backoff count from when it ended
+                switch result {
                 case .delivered:
                     outcome.delivered[name, default: 0] += 1
                     state.webhooks[name, default: WebhookRecord()].lastDeliveredAt = Timestamp.string(time)
@@ -88,14 +97,24 @@ public struct OutboxDelivery {
                     delivery.attempts += 1
                     delivery.lastError = why
                     record(error: why, for: name, at: time, &state)
-                    drop(event, delivery, because: "\(why); a 4xx answer is not retried", &outcome)
+                    if !drop(event, delivery, because: "\(why); a 4xx answer is not retried", &outcome) { kept.append(delivery) }
                 case .failed(let why):
                     delivery.attempts += 1
                     delivery.lastError = why
                     delivery.nextAttemptAt = Timestamp.string(time.addingTimeInterval(Self.backoff(after: delivery.attempts)))
                     record(error: why, for: name, at: time, &state)
                     outcome.deferred.append("\(event.event.rawValue) \(event.plan) → \(name): \(why); tried again after \(delivery.nextAttemptAt!)")
-                    stopped.insert(name)
+                    done.insert(name)
+                    kept.append(delivery)
+                case .notSetUp(let why):
+                    // Nothing was sent: no backoff, the next run tries as soon as the setting is fixed.
+                    delivery.lastError = why
+                    record(error: why, for: name, at: time, &state)
+                    outcome.deferred.append("\(event.event.rawValue) \(event.plan) → \(name): \(why)")
+                    done.insert(name)
+                    kept.append(delivery)
+                case .stopped:
+                    outcome.interrupted = true
                     kept.append(delivery)
                 }
             }
@@ -114,36 +133,42 @@ public struct OutboxDelivery {
         min(3600, 30 * pow(2, Double(max(0, attempts - 1))))
     }
 
-    enum Result { case delivered, refused(String), failed(String) }
+    enum Result { case delivered, refused(String), failed(String), notSetUp(String), stopped }
 
     private mutating func send(_ event: NotificationEvent, to webhook: Webhook) -> Result {
         let url: URL
         switch webhook.resolveURL(environment) {
         case .success(let u): url = u
-        case .failure(let error): return .failed(error.description)
+        case .failure(let error): return .notSetUp(error.description)
         }
         let body = EventBodies.body(event, format: webhook.format)
         var headers = [("X-Dagctl-Event-Id", event.id), ("X-Dagctl-Event", event.event.rawValue)]
         switch webhook.resolveSecret(environment) {
         case .success(let secret?): headers.append(("X-Dagctl-Signature", EventBodies.signature(body, secret: secret)))
         case .success(nil): break
-        case .failure(let error): return .failed(error.description)
+        case .failure(let error): return .notSetUp(error.description)
         }
         let started = uptime()
-        let answer = transport.post(url, body: body, headers: headers, timeout: min(Self.requestTimeout, max(1, budget)))
+        let answer = transport.post(url, body: body, headers: headers, timeout: min(Self.requestTimeout, budget), cancelled: stopped)
         budget -= uptime() - started
-        return Self.judge(answer)
+        if stopped(), case .unreachable = answer { return .stopped }
+        return Self.judge(answer, hiding: webhook.hiddenAddress(url))
     }
 
-    static func judge(_ answer: PostOutcome) -> Result {
+    /// How an answer counts. `hiding` (the address, when it came from a variable: a secret) is taken out
+    /// of what is recorded and printed.
+    static func judge(_ answer: PostOutcome, hiding: [(String, String)] = []) -> Result {
+        func clean(_ text: String) -> String {
+            hiding.reduce(text) { text, pair in pair.0.isEmpty ? text : text.replacingOccurrences(of: pair.0, with: pair.1) }
+        }
         switch answer {
-        case .unreachable(let why): return .failed(why)
+        case .unreachable(let why): return .failed(clean(EventBodies.short(why)))
         case .answered(let status, _) where (200..<300).contains(status): return .delivered
         case .answered(let status, let body):
-            let said = body.trimmingCharacters(in: .whitespacesAndNewlines)
-            var text = "answered \(status)" + (said.isEmpty ? "" : ": " + EventBodies.short(said))
+            let said = EventBodies.short(body.trimmingCharacters(in: .whitespacesAndNewlines))
+            var text = "answered \(status)" + (said.isEmpty ? "" : ": " + said)
             if (300..<400).contains(status) { text += " (redirects are not followed: set the webhook's URL to the final address)" }
-            return (400..<500).contains(status) && status != 408 && status != 429 ? .refused(text) : .failed(text)
+            return (400..<500).contains(status) && status != 408 && status != 429 ? .refused(clean(text)) : .failed(clean(text))
         }
     }
 
@@ -153,17 +178,22 @@ public struct OutboxDelivery {
     }
 
     /// Writes the line to `outbox/dropped.jsonl` before the state forgets the delivery: a run killed in
-    /// between drops it again on the next run (a repeated line), never silently.
-    private func drop(_ event: NotificationEvent, _ delivery: Delivery, because reason: String, _ outcome: inout Outcome) {
-        outcome.dropped.append("dropped \(event.event.rawValue) \(event.plan) → \(delivery.webhook): \(reason) (\(layout.droppedEvents))")
+    /// between drops it again on the next run (a repeated line), never silently. Returns false when the
+    /// line could not be written: the delivery then stays in the outbox, and the next run tries again.
+    private func drop(_ event: NotificationEvent, _ delivery: Delivery, because reason: String, _ outcome: inout Outcome) -> Bool {
         let line = DroppedEvent(webhook: delivery.webhook, reason: reason, droppedAt: Timestamp.string(now()), event: event)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard var data = try? encoder.encode(line) else { return }
-        data.append(0x0A)
-        do { try JSONLines.append(data, to: layout.droppedEvents) } catch {
-            outcome.dropped.append("could not write \(layout.droppedEvents): \(error)")
+        do {
+            var data = try encoder.encode(line)
+            data.append(0x0A)
+            try JSONLines.append(data, to: layout.droppedEvents)
+        } catch {
+            outcome.deferred.append("\(event.event.rawValue) \(event.plan) → \(delivery.webhook): would be dropped (\(reason)), but \(error); it stays in the outbox until the line can be written")
+            return false
         }
+        outcome.dropped.append("dropped \(event.event.rawValue) \(event.plan) → \(delivery.webhook): \(reason) (\(layout.droppedEvents))")
+        return true
     }
 }
 

@@ -11,9 +11,16 @@ public enum PostOutcome: Sendable, Equatable {
     case unreachable(String)
 }
 
-/// Sends one POST. The seam between the outbox and the network.
+/// Sends one POST. The seam between the outbox and the network. `cancelled` is asked while waiting:
+/// when it says yes (dagctl got a signal) the request is abandoned.
 public protocol WebhookTransport: Sendable {
-    func post(_ url: URL, body: Data, headers: [(String, String)], timeout: TimeInterval) -> PostOutcome
+    func post(_ url: URL, body: Data, headers: [(String, String)], timeout: TimeInterval, cancelled: @escaping () -> Bool) -> PostOutcome
+}
+
+extension WebhookTransport {
+    public func post(_ url: URL, body: Data, headers: [(String, String)], timeout: TimeInterval) -> PostOutcome {
+        post(url, body: body, headers: headers, timeout: timeout, cancelled: { false })
+    }
 }
 
 /// POSTs with async-http-client. Redirects are not followed (a signed body goes only where the file
@@ -31,17 +38,26 @@ public final class HTTPWebhookTransport: WebhookTransport {
 
     deinit { try? client.syncShutdown() }
 
-    public func post(_ url: URL, body: Data, headers: [(String, String)], timeout: TimeInterval) -> PostOutcome {
+    public func post(_ url: URL, body: Data, headers: [(String, String)], timeout: TimeInterval, cancelled: @escaping () -> Bool) -> PostOutcome {
         var fields = HTTPHeaders(headers)
         fields.replaceOrAdd(name: "Content-Type", value: "application/json")
         fields.replaceOrAdd(name: "User-Agent", value: "dagctl")
         do {
             let request = try HTTPClient.Request(url: url, method: .POST, headers: fields, body: .bytes(body))
             let deadline = NIODeadline.now() + .milliseconds(Int64(timeout * 1000))
-            let answer = try client.execute(request: request, delegate: FirstBytes(limit: 2048), deadline: deadline).wait()
+            let task = client.execute(request: request, delegate: FirstBytes(limit: 2048), deadline: deadline)
+            let done = DispatchSemaphore(value: 0)
+            task.futureResult.whenComplete { _ in done.signal() }
+            while done.wait(timeout: .now() + .milliseconds(100)) == .timedOut {
+                if cancelled() {
+                    task.cancel()
+                    return .unreachable("not sent: dagctl was stopped by a signal")
+                }
+            }
+            let answer = try task.futureResult.wait()
             return .answered(status: answer.status, body: answer.body)
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
-            return .unreachable("no answer within \(Int(timeout)) s")
+            return .unreachable("no answer within \(Int(timeout.rounded())) s")
         } catch {
             return .unreachable(Self.describe(error))
         }

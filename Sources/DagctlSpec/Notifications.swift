@@ -51,13 +51,15 @@ public struct Webhook: Sendable, Equatable {
     public func resolveURL(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Result<URL, WebhookSetupError> {
         switch url {
         case .literal(let text):
-            guard let url = Self.httpURL(text) else { return .failure(WebhookSetupError("url '\(text)' is not an http(s) URL")) }
+            guard let url = Self.httpURL(text) else { return .failure(WebhookSetupError("url '\(excerpt(text))' is not an http(s) URL (no spaces, user name or password)")) }
             return .success(url)
         case .environment(let variable):
             guard let text = environment[variable], !text.isEmpty else {
                 return .failure(WebhookSetupError("\(variable) (url_env) is not set in the environment dagctl runs in; set it (in cron, in the crontab or the script it runs), and undelivered events go out on the next run"))
             }
-            guard let url = Self.httpURL(text) else { return .failure(WebhookSetupError("\(variable) (url_env) does not hold an http(s) URL")) }
+            guard let url = Self.httpURL(text) else {
+                return .failure(WebhookSetupError("\(variable) (url_env) does not hold an http(s) URL (with a host, without spaces, user name or password)"))
+            }
             return .success(url)
         }
     }
@@ -71,9 +73,20 @@ public struct Webhook: Sendable, Equatable {
         return .success(secret)
     }
 
+    /// What to take out of error texts so that an address read from a variable (a secret) is never
+    /// printed or recorded: the URL and its host, each replaced by where it comes from.
+    public func hiddenAddress(_ address: URL) -> [(String, String)] {
+        guard case .environment(let variable) = url else { return [] }
+        return [(address.absoluteString, "(the URL in \(variable))"), (address.host ?? "", "(the host in \(variable))")]
+    }
+
+    /// An http(s) URL with a host, written plainly: no spaces or control characters (they would be
+    /// sent percent-encoded, not as written) and no user name or password (not sent; put a secret in
+    /// the path or query, and the URL in a variable).
     static func httpURL(_ text: String) -> URL? {
-        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
-              let host = url.host, !host.isEmpty else { return nil }
+        guard !text.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7f }),
+              let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
+              let host = url.host, !host.isEmpty, url.user == nil, url.password == nil else { return nil }
         return url
     }
 }
@@ -114,8 +127,8 @@ public struct NotificationsSpec: Sendable, Equatable {
         let log = IssueLog()
         guard let doc = MappingReader.document(text, file: file, log: log) else { throw SpecIssues(log.issues) }
         let dashboard = doc.string("dashboard_url")
-        if let dashboard, Webhook.httpURL(dashboard) == nil {
-            doc.invalid("dashboard_url", "'\(excerpt(dashboard))' is not an http(s) URL; write the address people open the dashboard at, e.g. https://dagctl.example.com")
+        if let dashboard, Webhook.httpURL(dashboard) == nil || dashboard.contains(where: { "<>|".contains($0) }) {
+            doc.invalid("dashboard_url", "'\(excerpt(dashboard))' is not a plain http(s) URL (no spaces, <, >, |, user name or password); write the address people open the dashboard at, e.g. https://dagctl.example.com")
         }
         var webhooks: [Webhook] = []
         var seen: [String: Int] = [:]
@@ -139,7 +152,7 @@ public struct NotificationsSpec: Sendable, Equatable {
                 }
             case (let url?, nil):
                 if Webhook.httpURL(url) == nil {
-                    entry.invalid("url", "'\(excerpt(url))' is not an http(s) URL")
+                    entry.invalid("url", "'\(excerpt(url))' is not an http(s) URL (with a host, without spaces, user name or password)")
                 } else {
                     source = .literal(url)
                 }

@@ -83,11 +83,16 @@ public struct NotificationEvent: Codable, Sendable, Equatable {
         try c.encode(approversNeeded, forKey: .approversNeeded)
         try c.encode(url, forKey: .url)
         try c.encode(at, forKey: .at)
-        try c.encodeIfPresent(attempt, forKey: .attempt)
-        try c.encodeIfPresent(mayApprove, forKey: .mayApprove)
-        try c.encodeIfPresent(approveCommand, forKey: .approveCommand)
-        try c.encodeIfPresent(failedNodes, forKey: .failedNodes)
-        try c.encodeIfPresent(retryCommand, forKey: .retryCommand)
+        // The keys an event kind carries are always there, null when empty, like the common ones.
+        if [.attemptStarted, .planSucceeded, .planFailed].contains(event) || attempt != nil { try c.encode(attempt, forKey: .attempt) }
+        if event == .planPending || mayApprove != nil || approveCommand != nil {
+            try c.encode(mayApprove ?? [], forKey: .mayApprove)
+            try c.encode(approveCommand, forKey: .approveCommand)
+        }
+        if event == .planFailed || failedNodes != nil || retryCommand != nil {
+            try c.encode(failedNodes ?? [], forKey: .failedNodes)
+            try c.encode(retryCommand, forKey: .retryCommand)
+        }
     }
 }
 
@@ -145,15 +150,28 @@ extension StateFile {
     }
 }
 
-/// Appends to a log of JSON lines that only dagctl writes (`outbox/dropped.jsonl`).
+/// Appends to a log of JSON lines that only dagctl writes (`outbox/dropped.jsonl`). Its folder must be
+/// a real folder and the file a regular one: a link is never followed out of the state folder, and a
+/// FIFO or device planted there can neither block the run nor take the line.
 public enum JSONLines {
     public static func append(_ line: Data, to path: String) throws(StateError) {
-        try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        let folder = (path as NSString).deletingLastPathComponent
+        var info = stat()
+        if lstat(folder, &info) != 0 {
+            guard mkdir(folder, 0o755) == 0 || errno == EEXIST else {
+                throw .writeFailed(path: path, reason: "cannot create \(folder): \(String(cString: strerror(errno)))")
+            }
+        } else if (info.st_mode & S_IFMT) != S_IFDIR {
+            throw .writeFailed(path: path, reason: "\(folder) is not a folder (a symbolic link or a file); remove it, and dagctl makes its own")
+        }
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0o644)
         guard fd >= 0 else {
             throw .writeFailed(path: path, reason: errno == ELOOP ? "it is a symbolic link; dagctl writes only its own regular files" : String(cString: strerror(errno)))
         }
         defer { close(fd) }
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw .writeFailed(path: path, reason: "it is not a regular file; remove it, and dagctl makes its own")
+        }
         var failure: String?
         line.withUnsafeBytes { raw in
             var offset = 0

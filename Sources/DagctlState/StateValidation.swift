@@ -34,6 +34,13 @@ extension StateFile {
             if !Names.isValid(event.environment) { out.append("\(at).event.environment: \(quoted(event.environment)) is not an environment name") }
             if !Names.isValidPlanID(event.plan) { out.append("\(at).event.plan: \(quoted(event.plan)) is not a plan id") }
             if !Timestamp.isValid(event.at) { out.append("\(at).event.at: \(quoted(event.at)) is not an RFC 3339 date-time") }
+            if event.event == .test { out.append("\(at).event.event: 'test' events are never recorded") }
+            if Scope(rawValue: event.scope) == nil { out.append("\(at).event.scope: \(quoted(event.scope)) is not a scope") }
+            if !isFullSHA(event.commit) { out.append("\(at).event.commit: \(quoted(event.commit)) is not a full 40-hex commit id") }
+            if event.approversNeeded < 0 { out.append("\(at).event.approvers_needed: \(event.approversNeeded) is negative") }
+            if let n = event.attempt, n < 1 { out.append("\(at).event.attempt: \(n) is not an attempt number") }
+            let names = entry.deliveries.map(\.webhook)
+            if Set(names).count != names.count { out.append("\(at).deliveries: a webhook is listed twice (it would be sent the event twice)") }
             for (j, d) in entry.deliveries.enumerated() {
                 if !Names.isValid(d.webhook) { out.append("\(at).deliveries[\(j)].webhook: \(quoted(d.webhook)) is not a webhook name") }
                 if let next = d.nextAttemptAt, !Timestamp.isValid(next) { out.append("\(at).deliveries[\(j)].next_attempt_at: \(quoted(next)) is not an RFC 3339 date-time") }

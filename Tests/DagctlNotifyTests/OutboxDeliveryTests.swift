@@ -17,7 +17,10 @@ final class ScriptedTransport: WebhookTransport, @unchecked Sendable {
 
     init(clock: FakeClock) { self.clock = clock }
 
-    func post(_ url: URL, body: Data, headers: [(String, String)], timeout: TimeInterval) -> PostOutcome {
+    var onPost: () -> Void = {}
+
+    func post(_ url: URL, body: Data, headers: [(String, String)], timeout: TimeInterval, cancelled: @escaping () -> Bool) -> PostOutcome {
+        onPost()
         posts.append(Post(url: url, body: body, headers: Dictionary(headers) { $1 }))
         clock.uptime += min(takes, timeout)
         if takes > timeout { return .unreachable("no answer within \(Int(timeout)) s") }
@@ -33,6 +36,8 @@ final class ScriptedTransport: WebhookTransport, @unchecked Sendable {
     }
 }
 
+final class Flag: @unchecked Sendable { var isSet = false }
+
 final class FakeClock: @unchecked Sendable {
     var now = Date(timeIntervalSince1970: 1_800_000_000)
     var uptime: TimeInterval = 0
@@ -47,6 +52,8 @@ struct OutboxFixture {
         Webhook(name: "b", url: .literal("http://receiver.test/b"), format: .slack),
     ])
     var state = StateFile()
+    var environment = ["KEY": "s3cret"]
+    var stopped: @Sendable () -> Bool = { false }
 
     init() { transport = ScriptedTransport(clock: clock) }
 
@@ -62,7 +69,7 @@ struct OutboxFixture {
 
     mutating func deliver(budget: TimeInterval = OutboxDelivery.runBudget) -> OutboxDelivery.Outcome {
         var delivery = OutboxDelivery(notifications: spec, transport: transport, layout: layout, now: { [clock] in clock.now },
-                                      uptime: { [clock] in clock.uptime }, environment: ["KEY": "s3cret"], budget: budget)
+                                      uptime: { [clock] in clock.uptime }, environment: environment, budget: budget, stopped: stopped)
         return delivery.deliver(&state)
     }
 
@@ -184,14 +191,86 @@ struct OutboxDeliveryTests {
         #expect(outcome.dropped.count == 2 && f.state.outbox.isEmpty, "expiry applies even without a usable file")
     }
 
-    @Test func aMissingVariableIsTheDeliveryError() {
+    /// A missing variable is the operator's to fix, not the receiver's: no backoff, so the run after the
+    /// fix delivers.
+    @Test func aMissingVariableIsTheDeliveryErrorWithoutBackoff() {
         var f = OutboxFixture()
-        f.spec = NotificationsSpec(webhooks: [Webhook(name: "a", url: .environment("NOT_SET_HOOK"))])
+        f.spec = NotificationsSpec(webhooks: [Webhook(name: "a", url: .environment("HOOK"))])
         f.record(.planPending, to: ["a"])
-        let outcome = f.deliver()
+        for _ in 1...5 {
+            let outcome = f.deliver()
+            #expect(outcome.deferred.first?.contains("HOOK (url_env) is not set") == true)
+            f.clock.now += 60
+        }
         #expect(f.transport.posts.isEmpty)
-        #expect(f.pending("a") == 1)
-        #expect(outcome.deferred.first?.contains("NOT_SET_HOOK (url_env) is not set") == true)
+        #expect(f.state.outbox[0].deliveries[0].nextAttemptAt == nil && f.state.outbox[0].deliveries[0].attempts == 0)
+        f.environment["HOOK"] = "http://receiver.test/a"
+        #expect(f.deliver().delivered == ["a": 1])
+    }
+
+    /// A hook address read from a variable is a secret: taken out of errors before they are recorded.
+    @Test func anAddressFromAVariableNeverReachesTheRecord() {
+        var f = OutboxFixture()
+        f.spec = NotificationsSpec(webhooks: [Webhook(name: "a", url: .environment("HOOK"))])
+        f.environment["HOOK"] = "http://hooks.internal.example:8443/T0/SECRET"
+        f.record(.planPending, to: ["a"])
+        f.transport.answers["/T0/SECRET"] = [.unreachable("DNS error for host hooks.internal.example, port 8443 (http://hooks.internal.example:8443/T0/SECRET)")]
+        let outcome = f.deliver()
+        let recorded = f.state.outbox[0].deliveries[0].lastError ?? ""
+        #expect(!recorded.contains("hooks.internal.example") && !recorded.contains("SECRET"), "\(recorded)")
+        #expect(recorded.contains("(the host in HOOK)") && recorded.contains("(the URL in HOOK)"), "\(recorded)")
+        #expect(!outcome.deferred.joined().contains("SECRET"))
+    }
+
+    /// A receiver's answer goes to terminals and files: control characters (escape sequences, a
+    /// carriage return) are shown as `?`, and it is cut to one line.
+    @Test func aReceiversAnswerIsMadePrintable() {
+        guard case .failed(let text) = OutboxDelivery.judge(.answered(status: 500, body: "\u{1b}[31mRED\u{1b}]0;pwned\u{07}\rX\nsecond")) else {
+            Issue.record("a 500 is retried"); return
+        }
+        #expect(text == "answered 500: ?[31mRED?]0;pwned?", "\(text)")
+    }
+
+    /// A signal stops the pass: no request starts after it, and what is left waits.
+    @Test func aSignalStopsTheDelivery() {
+        var f = OutboxFixture()
+        f.record(.planPending)
+        f.record(.planApproved)
+        let flag = Flag()
+        f.stopped = { flag.isSet }
+        f.transport.onPost = { flag.isSet = true }  // the signal arrives during the first request
+        let outcome = f.deliver()
+        #expect(outcome.interrupted)
+        #expect(f.transport.posts.count == 1)
+        #expect(f.pending("a") + f.pending("b") == 3, "the first was delivered; the rest wait")
+    }
+
+    /// `outbox/dropped.jsonl` must be dagctl's regular file in a real folder: a FIFO there cannot block
+    /// the run, a link cannot send the line elsewhere, and an event whose line cannot be written is kept.
+    @Test(arguments: ["fifo", "folder", "link to a file", "outbox is a link"])
+    func aDropThatCannotBeWrittenKeepsTheEvent(_ kind: String) throws {
+        var f = OutboxFixture()
+        let elsewhere = TemporaryDirectory("dagctl-elsewhere")
+        switch kind {
+        case "fifo":
+            try FileManager.default.createDirectory(atPath: f.dir.file("outbox"), withIntermediateDirectories: true)
+            #expect(mkfifo(f.dir.file("outbox/dropped.jsonl"), 0o644) == 0)
+        case "folder":
+            try FileManager.default.createDirectory(atPath: f.dir.file("outbox/dropped.jsonl"), withIntermediateDirectories: true)
+        case "link to a file":
+            try FileManager.default.createDirectory(atPath: f.dir.file("outbox"), withIntermediateDirectories: true)
+            elsewhere.write("victim", "")
+            try FileManager.default.createSymbolicLink(atPath: f.dir.file("outbox/dropped.jsonl"), withDestinationPath: elsewhere.file("victim"))
+        default:
+            try FileManager.default.createSymbolicLink(atPath: f.dir.file("outbox"), withDestinationPath: elsewhere.path)
+        }
+        f.record(.planFailed, to: ["a"])
+        f.transport.answers["/a"] = [.answered(status: 404, body: "gone"), .answered(status: 404, body: "gone")]
+        let outcome = f.deliver()
+        #expect(outcome.dropped.isEmpty)
+        #expect(f.pending("a") == 1, "kept: the drop is written before the event is forgotten")
+        #expect(outcome.deferred.first?.contains("stays in the outbox") == true, "\(outcome.deferred)")
+        #expect(elsewhere.read("victim") ?? "" == "" && elsewhere.read("dropped.jsonl") == nil, "nothing written outside")
     }
 
     /// All requests of a run share one budget: once spent, the rest waits for the next run.
@@ -224,6 +303,7 @@ struct EventBodiesTests {
         let message = try #require(try JSONSerialization.jsonObject(with: EventBodies.slack(event)) as? [String: Any])
         let text = try #require(message["text"] as? String)
         #expect(!text.contains("\n") && !text.contains("second line"))
+        #expect(text.contains("&lt;model.shop.x&gt; &amp; more"), "the text field is markup too: \(text)")
         #expect(text.contains("dagctl retry prod-v8-1a2b3c4d5e --as bob"))
         let block = try #require(((message["blocks"] as? [[String: Any]])?.first?["text"] as? [String: Any])?["text"] as? String)
         #expect(block.hasPrefix(":x: <https://d.example.com/plans/prod-v8-1a2b3c4d5e|prod-v8-1a2b3c4d5e> failed on *prod*"))

@@ -62,7 +62,7 @@ struct NotificationsSpecTests {
                 events: []
             """)
         let expected = [
-            "notifications.yaml:1: 'dashboard_url': 'dagctl.example.com' is not an http(s) URL",
+            "notifications.yaml:1: 'dashboard_url': 'dagctl.example.com' is not a plain http(s) URL",
             "notifications.yaml:3: 'webhooks[0].name': 'Slack' is not a valid webhook name",
             "notifications.yaml:4: 'webhooks[0].url': 'ftp://example.com' is not an http(s) URL",
             "notifications.yaml:5: 'webhooks[0].format': 'teams' is not a format",
@@ -79,6 +79,18 @@ struct NotificationsSpecTests {
         ]
         for line in expected { #expect(found.contains { $0.hasPrefix(line) }, "missing: \(line)\nfound:\n\(found.joined(separator: "\n"))") }
         #expect(found.count == expected.count, "\(found.joined(separator: "\n"))")
+    }
+
+    /// A URL is sent as written or refused: no user name or password (never sent), no spaces or line
+    /// breaks, and a dashboard address that cannot break a Slack link.
+    @Test func urlsArePlain() {
+        #expect(problems("webhooks:\n  - name: a\n    url: https://user:pw@hooks.example.com/x\n").first?.contains("without spaces, user name or password") == true)
+        #expect(problems("webhooks:\n  - name: a\n    url: \"https://hooks.example.com/a\\r\\nX-Injected: 1\"\n").first?.contains("is not an http(s) URL") == true)
+        #expect(problems("dashboard_url: \"https://d.example.com/a>b|<!channel>\"\nwebhooks: []\n").first?.contains("is not a plain http(s) URL") == true)
+        #expect(problems("webhooks:\n  - name: a\n    url: http://[::1]:8080/hook\n") == [], "IPv6 is fine")
+        let hook = Webhook(name: "a", url: .environment("HOOK"))
+        guard case .failure(let error) = hook.resolveURL(["HOOK": "https://u:secretpw@hooks.example.com/x"]) else { Issue.record("refused"); return }
+        #expect(!error.description.contains("secretpw"))
     }
 
     @Test func needsAListOfWebhooks() {

@@ -149,6 +149,14 @@ struct StateValidationTests {
                     var e = entry["event"] as! [String: Any]; e["plan"] = "../../x"; entry["event"] = e }),
         Hostile(name: "delivery to a webhook that is not a name", expected: "outbox[0].deliveries[0].webhook: 'Slack/x' is not a webhook name",
                 schemaSaysSo: true, edit: editOutbox { $0["deliveries"] = [["webhook": "Slack/x", "attempts": 0]] }),
+        Hostile(name: "a test event", expected: "outbox[0].event.event: 'test' events are never recorded",
+                schemaSaysSo: true, edit: editOutbox { entry in
+                    var e = entry["event"] as! [String: Any]; e["event"] = "test"; entry["event"] = e }),
+        Hostile(name: "event commit that is not one", expected: "outbox[0].event.commit: 'x; rm -rf /' is not a full 40-hex commit id",
+                schemaSaysSo: true, edit: editOutbox { entry in
+                    var e = entry["event"] as! [String: Any]; e["commit"] = "x; rm -rf /"; entry["event"] = e }),
+        Hostile(name: "one webhook twice", expected: "outbox[0].deliveries: a webhook is listed twice",
+                schemaSaysSo: false, edit: editOutbox { $0["deliveries"] = [["webhook": "slack", "attempts": 0], ["webhook": "slack", "attempts": 0]] }),
         Hostile(name: "next try that is not a time", expected: "outbox[0].deliveries[0].next_attempt_at: 'soon' is not an RFC 3339 date-time",
                 schemaSaysSo: false, edit: editOutbox { $0["deliveries"] = [["webhook": "slack", "attempts": 1, "next_attempt_at": "soon"]] }),
     ]

@@ -269,6 +269,28 @@ struct NotificationTests {
         #expect(try n.ws.deployedVersion() == "1")
     }
 
+    /// SIGTERM while a request hangs: the request is abandoned, no other starts, the run says why and
+    /// exits 1, and the events wait for the next run.
+    @Test func aSignalDuringDeliveryStopsItPromptly() throws {
+        let n = NotifyWorkspace()
+        n.receiver.answer("delay 60")
+        let out = TemporaryDirectory("dagctl-out")
+        let child = startDagctl(["reconcile"], environment: n.environment, outputDir: out.path)
+        // The deploy is recorded first; delivery comes after the environment's work.
+        #expect(eventually(within: 60) { n.ws.peekNewestPlan()?["status"] as? String == "succeeded" })
+        usleep(1_500_000)
+        let signalled = Date()
+        kill(child.pid, SIGTERM)
+        let status = child.wait()
+        #expect(Date().timeIntervalSince(signalled) < 3, "stopped promptly, not after the 10 s timeout")
+        #expect(status >> 8 & 0xff == 1, "exit 1: \(status)")
+        let stdout = out.read("stdout") ?? ""
+        #expect(stdout.contains("dagctl received SIGTERM while sending notifications"), "\(stdout)")
+        #expect(try n.outbox().count == 3, "nothing lost")
+        #expect(n.receiver.requests.isEmpty, "the hanging request never completed")
+        #expect(try n.ws.deployedVersion() == "1")
+    }
+
     /// `dagctl notify test NAME` sends a signed test event and says what the receiver answered.
     @Test func notifyTestSendsATestEvent() throws {
         let n = NotifyWorkspace()
