@@ -46,6 +46,7 @@ enum ReportJSON {
             ("changes", .array(p.scope == .sqlmesh ? (p.models ?? []).map(model) : p.changes.map(change))),
             ("scope", .string(p.scope.rawValue)),
             ("select", .strings(p.select)),
+            ("scope_mode", .string(p.scopeMode ?? "paths")),
             ("command", r.command.map(JSONValue.strings) ?? .null),
             ("required_approvals", .int(r.spec?.requiredApprovals ?? r.approvals?.required ?? 1)),
             ("approvals", .array((r.approvals?.verdicts ?? []).map(approval))),
@@ -56,6 +57,10 @@ enum ReportJSON {
             ("status_reason", .string(p.statusReason)),
             ("created_at", .string(p.createdAt)),
         ]
+        if let reasons = p.reasons {
+            fields.append(("reasons", .object(reasons.keys.sorted().map { ($0, .strings(reasons[$0]!)) })))
+        }
+        if let manifest = p.manifest { fields.append(("manifest", .string(manifest))) }
         if let review = r.approvals {
             fields.append(("approval", .object([
                 ("outcome", .string(review.outcome.rawValue)),

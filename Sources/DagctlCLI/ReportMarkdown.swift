@@ -35,6 +35,10 @@ enum ReportMarkdown {
             case .buildOnly: out += "| scope | build_only (no dbt run) |\n"
             case .sqlmesh: out += "| scope | sqlmesh\(p.base.map { " on SQLMesh plan " + code(String($0.prefix(12))) } ?? "") |\n"
             }
+            if let reasons = p.reasons, !reasons.isEmpty {
+                let lines = reasons.keys.sorted().map { "\(code($0)): \(reasons[$0]!.joined(separator: "; "))" }
+                out += "| why | \(lines.joined(separator: "<br>")) |\n"
+            }
             if let command = r.command { out += "| command | \(code(command.joined(separator: " "))) |\n" }
             if let review = r.approvals {
                 let text: String

@@ -58,6 +58,12 @@ enum ReportText {
             case .buildOnly: row("scope", "build_only (build phase only, no dbt run)")
             case .sqlmesh: row("scope", "sqlmesh" + (p.base.map { ", on SQLMesh plan \($0.prefix(12))" } ?? ", first plan of the SQLMesh environment"))
             }
+            if p.scopeMode != nil {
+                more("precise scope" + (p.manifest.map { ", from the \($0)" } ?? ""))
+                let reasons = p.reasons ?? [:]
+                for entry in reasons.keys.sorted().prefix(20) { more("  \(entry): \(reasons[entry]!.joined(separator: "; "))") }
+                if reasons.count > 20 { more("  … and \(reasons.count - 20) more (--output json lists them all)") }
+            }
             if let command = r.command { row("command", command.joined(separator: " ")) }
             approvals(r, row: row, more: more)
             for a in p.attempts {

@@ -39,7 +39,7 @@ public struct DbtPlans: PlanKind {
     }
 
     public func explain(env: EnvironmentSpec, head: ObjectID, base: String?, label: String, context: ExplainContext) throws -> Plan? {
-        try explain(env: env, commit: head, config: try config(at: head, label: label), base: base, label: label)
+        try explain(env: env, commit: head, config: try config(at: head, label: label), base: base, label: label, context: context)
     }
 
     public func check(env: EnvironmentSpec, head: ObjectID, label: String) throws {
@@ -105,7 +105,7 @@ public struct DbtPlans: PlanKind {
 
     /// Explains the plan for `env` at `commit` against `base` (the last successful deployment, or nil).
     public func explain(env: EnvironmentSpec, commit: ObjectID, config: ProjectConfig, base: String?,
-                        label: String) throws -> Plan {
+                        label: String, context: ExplainContext? = nil) throws -> Plan {
         let dbtFile = config.projectDir.isEmpty ? "dbt_project.yml" : "\(config.projectDir)/dbt_project.yml"
         guard let dbtData = try repo.file(dbtFile, at: commit) else {
             throw EngineError("\(label):\(dbtFile) does not exist (commit \(commit.short)); set project_dir in \(ProjectConfig.path) to the folder holding dbt_project.yml")
@@ -141,13 +141,87 @@ public struct DbtPlans: PlanKind {
         // A bare name also selects a folder (at any depth) or the project of that name.
         var otherNames = try repo.folderNames(under: config.projectDir, at: commit)
         if let name = paths.projectName { otherNames.insert(name) }
-        let decision = Explain.scope(of: changes, base: situation, categorizer: categorizer, selectDownstream: env.selectDownstream,
+        var decision = Explain.scope(of: changes, base: situation, categorizer: categorizer, selectDownstream: env.selectDownstream,
                                      otherNames: otherNames)
         guard let version = config.version else { throw EngineError("\(label):\(ProjectConfig.path) has no version") }
-        return Plan(id: Plan.id(environment: env.name, version: version, commit: commit.hex),
-                    environment: env.name, version: version.text, commit: commit.hex, base: base,
-                    author: try author(from: baseCommit, to: commit), createdAt: nil, changes: changes,
-                    scope: decision.scope, select: decision.select, warnings: decision.warnings)
+        var plan = Plan(id: Plan.id(environment: env.name, version: version, commit: commit.hex),
+                        environment: env.name, version: version.text, commit: commit.hex, base: base,
+                        author: try author(from: baseCommit, to: commit), createdAt: nil, changes: changes,
+                        scope: decision.scope, select: decision.select, warnings: decision.warnings)
+        // Precise scope narrows what the path rules would build whole; a first deploy or a missing base
+        // builds all either way.
+        if env.scopeMode == .precise, let baseCommit, let context {
+            plan.scopeMode = EnvironmentSpec.ScopeMode.precise.rawValue
+            let precise = preciseScope(changes: changes, env: env, config: config, categorizer: categorizer, base: baseCommit,
+                                       head: commit, otherNames: otherNames, context: context)
+            plan.manifest = precise.manifest
+            switch precise.outcome {
+            case .success(let d) where d.scope == .all:
+                decision.warnings.append("precise scope: \(d.allBecause ?? "a change dagctl cannot map"); planning a full build")
+                plan.scope = .all
+                plan.select = []
+            case .success(let d):
+                plan.scope = d.scope
+                plan.select = d.select
+                plan.reasons = d.reasons
+            case .failure(let why):
+                decision.warnings.append("precise scope: \(why); planning a full build")
+                plan.scope = .all
+                plan.select = []
+            }
+            plan.warnings = decision.warnings
+        }
+        return plan
+    }
+
+    /// The base commit's dependency index (kept by its deploy, or made with `dbt parse`), then the
+    /// precise selection; the reason when there is no index to trust.
+    func preciseScope(changes: [Change], env: EnvironmentSpec, config: ProjectConfig, categorizer: Categorizer, base: ObjectID,
+                      head: ObjectID, otherNames: Set<String>, context: ExplainContext)
+        -> (outcome: Result<PreciseScope.Decision, PreciseFailure>, manifest: String?) {
+        let index: DependencyIndex
+        switch context.manifests?.index(env.name) {
+        case .failure(let error)?:
+            return (.failure(PreciseFailure("the kept manifest cannot be used: \(error)")), nil)
+        case .success(let kept)? where kept.commit == base.hex:
+            index = kept
+        default:
+            do {
+                index = try parsedIndex(env: env, config: config, base: base, context: context)
+            } catch {
+                return (.failure(PreciseFailure("no manifest of the deployed commit \(base.short): \(error)")), nil)
+            }
+        }
+        let scope = PreciseScope(index: index, categorizer: categorizer, read: { path, side in
+            (try? repo.file(path, at: side == .base ? base : head)).flatMap { $0.flatMap { String(data: $0, encoding: .utf8) } }
+        }, selectDownstream: env.selectDownstream, otherNames: otherNames)
+        let source = index.source.isEmpty ? "" : " (\(index.source))"
+        return (.success(scope.decide(changes)), "manifest of \(base.short)\(source)")
+    }
+
+    public struct PreciseFailure: Error, CustomStringConvertible {
+        public var description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// `dbt parse` of an export of the base commit, in the environment's virtualenv; kept when the
+    /// context keeps manifests (a reconcile), so the next explain does not parse again.
+    func parsedIndex(env: EnvironmentSpec, config: ProjectConfig, base: ObjectID, context: ExplainContext) throws -> DependencyIndex {
+        // dbt's own output goes to stderr (the explain log); stdout carries the manifest.
+        let script = """
+            cd "$1" || exit 1
+            shift
+            if [ -f packages.yml ] || [ -f dependencies.yml ]; then "$0" deps "$@" >&2 || exit 1; fi
+            "$0" parse "$@" >&2 && cat "$DBT_TARGET_PATH/manifest.json"
+            """
+        let manifest = try context.inspect(base) { workspace in
+            var args = ["/bin/sh", "-c", script, workspace.tool, workspace.projectDir, "--target", env.target]
+            if let profiles = workspace.profilesDir { args += ["--profiles-dir", profiles] }
+            return args
+        }
+        let index = try DependencyIndex.build(manifest: manifest, commit: base.hex, source: "dbt parse")
+        if context.keepsParsedManifests { try? context.manifests?.keep(env.name, index: index, manifest: manifest, partialParse: nil) }
+        return index
     }
 
     /// The member who authored the newest commit in `base..commit` that changed the version.

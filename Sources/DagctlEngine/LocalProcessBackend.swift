@@ -112,6 +112,15 @@ final class LocalProcessBackend: Backend {
             }
             let project = try attempt.kind.project(at: ObjectID(hex: attempt.plan.commit))
             let projectDir = project.projectDir.isEmpty ? exportDir : "\(exportDir)/\(project.projectDir)"
+            // Warm parsing: the last deploy's partial-parse file (dbt accepts one made in another
+            // folder and re-parses only what changed; one it cannot use, it ignores).
+            let warm = "\(layout.manifests(attempt.env.name))/partial_parse.msgpack"
+            if attempt.kind.buildsImage, FileManager.default.fileExists(atPath: warm) {
+                try FileManager.default.createDirectory(atPath: "\(folder)/dbt-target", withIntermediateDirectories: true)
+                if (try? FileManager.default.copyItem(atPath: warm, toPath: "\(folder)/dbt-target/partial_parse.msgpack")) != nil {
+                    tools.note("reusing the partial-parse file of the last deploy (\(warm))")
+                }
+            }
             let tool = try tools.tool(attempt.kind.tool, requirements: project.requirementsFile(in: exportDir), environment: environment)
             if let venv = tool.virtualenv { try attempt.update { $0.virtualenv = venv } }
             let workspace = Workspace(projectDir: projectDir, tool: tool.path, profilesDir: profilesDir(attempt.env),

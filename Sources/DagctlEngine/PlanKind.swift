@@ -42,9 +42,17 @@ public struct ExplainContext {
     public var taken: Set<String>
     /// Runs `command` (built for the prepared workspace) for the project at the commit; returns its stdout.
     public var inspect: (ObjectID, (Workspace) -> [String]) throws -> Data
+    /// Where deploys' manifests are kept (precise scope reads them).
+    public var manifests: ManifestStore?
+    /// Whether a manifest made by `dbt parse` is kept for later explains (reconcile: yes; a preview
+    /// writes nothing).
+    public var keepsParsedManifests = false
 
-    public init(taken: Set<String> = [], inspect: @escaping (ObjectID, (Workspace) -> [String]) throws -> Data = { _, _ in Data() }) {
+    public init(taken: Set<String> = [], manifests: ManifestStore? = nil, keepsParsedManifests: Bool = false,
+                inspect: @escaping (ObjectID, (Workspace) -> [String]) throws -> Data = { _, _ in Data() }) {
         self.taken = taken
+        self.manifests = manifests
+        self.keepsParsedManifests = keepsParsedManifests
         self.inspect = inspect
     }
 }

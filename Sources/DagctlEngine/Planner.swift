@@ -33,7 +33,7 @@ public struct Planner {
 
     /// What explaining may use: the ids the environment took, and the backend to ask the kind's helper.
     func explainContext(_ env: EnvironmentSpec, plans: [Plan], backend: Backend, kind: PlanKind) -> ExplainContext {
-        ExplainContext(taken: Set((history(env.name) + plans).map(\.id))) { commit, command in
+        ExplainContext(taken: Set((history(env.name) + plans).map(\.id)), manifests: ManifestStore(layout: layout)) { commit, command in
             try backend.inspect(commit, env: env, kind: kind, command: command)
         }
     }

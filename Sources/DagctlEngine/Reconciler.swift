@@ -93,7 +93,8 @@ public final class Reconciler {
 
     /// What explaining may use: the ids the environment took, and its backend to run the kind's helper.
     private func context(_ env: EnvironmentSpec, _ plans: [Plan], _ backend: Backend, _ kind: PlanKind) -> ExplainContext {
-        ExplainContext(taken: Set((store.history(env.name) + plans).map(\.id))) { commit, command in
+        ExplainContext(taken: Set((store.history(env.name) + plans).map(\.id)), manifests: ManifestStore(layout: store.layout),
+                       keepsParsedManifests: true) { commit, command in
             try backend.inspect(commit, env: env, kind: kind, command: command)
         }
     }
@@ -210,6 +211,7 @@ public final class Reconciler {
             let done = context.plan
             if done.status == .succeeded {
                 report.actions.append("deployed \(done.commit.prefix(10))" + (done.version.isEmpty ? "" : " (version \(done.version))") + " to \(env.name)")
+                if let note = keepManifest(done, env: env, kind: kind) { report.actions.append(note) }
                 try? prune()
             } else if done.status == .failed {
                 report.failed = true
@@ -217,6 +219,29 @@ public final class Reconciler {
             } else {
                 break  // still under way elsewhere (--no-wait): later plans wait their turn
             }
+        }
+    }
+
+    /// A dbt deploy on this machine keeps its manifest (and partial-parse file) for precise scope and
+    /// warm parses (SPEC §11). A manifest that cannot be kept costs nothing but a note.
+    private func keepManifest(_ plan: Plan, env: EnvironmentSpec, kind: PlanKind) -> String? {
+        guard kind.buildsImage, case .local = env.backend, let n = plan.attempts.last?.n else { return nil }
+        let manifests = ManifestStore(layout: store.layout)
+        guard kind.hasRunPhase(plan) else {
+            // build_only ran no dbt; when nothing dbt reads changed, the kept index is still true of this commit.
+            if plan.changes.allSatisfy({ $0.category == .other }), case .success(var index)? = manifests.index(env.name),
+               index.commit == plan.base {
+                index.commit = plan.commit
+                try? manifests.keep(env.name, index: index, manifest: nil, partialParse: nil)
+            }
+            return nil
+        }
+        let target = "\(store.layout.build(plan.id, attempt: n))/dbt-target"
+        do {
+            try manifests.keep(env.name, target: target, commit: plan.commit, source: "the deploy of \(plan.id)")
+            return nil
+        } catch {
+            return "warning: the manifest of \(plan.id) was not kept (\(error)); the next precise plan runs dbt parse"
         }
     }
 

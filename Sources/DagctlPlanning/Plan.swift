@@ -144,6 +144,12 @@ public struct Plan: Codable, Sendable, Equatable {
     /// SQLMesh plans: the models SQLMesh reports (dbt plans have `changes` instead).
     public var models: [ModelChange]?
     public var warnings: [String]
+    /// `precise` when the plan's scope came from a manifest (SPEC §11); nil for the path rules.
+    public var scopeMode: String?
+    /// Precise plans: selector entry → why it was selected.
+    public var reasons: [String: [String]]?
+    /// Precise plans: which manifest explained it (`kept from <plan>`, `dbt parse of <commit>`).
+    public var manifest: String?
     public var status: PlanStatus
     public var statusReason: String?
     public var attempts: [Attempt]
@@ -169,8 +175,8 @@ public struct Plan: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, environment, version, commit, base, author, changes, scope, select, models, warnings, status, attempts
-        case createdAt = "created_at", statusReason = "status_reason"
+        case id, environment, version, commit, base, author, changes, scope, select, models, warnings, status, attempts, reasons, manifest
+        case createdAt = "created_at", statusReason = "status_reason", scopeMode = "scope_mode"
     }
 
     /// `<env>-v<version>-<first 10 hex of the commit>`.

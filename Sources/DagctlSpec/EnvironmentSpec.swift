@@ -13,6 +13,8 @@ public struct EnvironmentSpec: Sendable, Equatable {
     public var profilesDir: String?
     public var env: [String: String]
     public var selectDownstream: Bool
+    /// dbt projects: how a plan's scope is found (SPEC §3 path rules, or §11 precise).
+    public var scopeMode: ScopeMode = .paths
     public var backend: Backend
     /// SQLMesh projects: the SQLMesh environment to plan and apply, as written (nil: the default).
     public var sqlmeshEnvironmentSetting: String?
@@ -21,6 +23,8 @@ public struct EnvironmentSpec: Sendable, Equatable {
     /// Keys that belong to one kind of project only, where they are written: the plan kind reports them
     /// as errors (with this line) once the project's kind is known.
     public var kindSpecificKeys: [String: Int] = [:]
+
+    public enum ScopeMode: String, Sendable, Equatable { case paths, precise }
 
     /// The SQLMesh environment: as set, else `prod` for an environment named prod, else its name.
     public var sqlmeshEnvironment: String { sqlmeshEnvironmentSetting ?? name }
@@ -114,6 +118,12 @@ public struct EnvironmentSpec: Sendable, Equatable {
             isEnvironmentVariableName(name) ? nil : "'\(excerpt(name))' is not a valid environment variable name; use letters, digits and '_'"
         } ?? [:]
         let downstream = doc.bool("select_downstream") ?? false
+        var scopeMode = ScopeMode.paths
+        if let text = doc.string("scope_mode") {
+            if let mode = ScopeMode(rawValue: text) { scopeMode = mode } else {
+                doc.invalid("scope_mode", "'\(excerpt(text))' is not a scope mode; use paths (the default: a change outside model files builds all) or precise (select what the change reaches, from the deployed manifest)")
+            }
+        }
         let sqlmeshEnvironment = doc.string("sqlmesh_environment")
         if let value = sqlmeshEnvironment, !isSQLMeshEnvironmentName(value) {
             doc.invalid("sqlmesh_environment", "'\(excerpt(value))' is not a SQLMesh environment name; use lower-case letters, digits and '_' (at most 64)")
@@ -133,12 +143,13 @@ public struct EnvironmentSpec: Sendable, Equatable {
                                    backend: backend ?? .local)
         spec.sqlmeshEnvironmentSetting = sqlmeshEnvironment
         spec.gateway = gateway
+        spec.scopeMode = scopeMode
         spec.kindSpecificKeys = kindSpecific
         return spec
     }
 
     /// Keys that only a dbt project's environment takes, and only a SQLMesh project's.
-    public static let dbtOnlyKeys = ["target", "select_downstream", "profiles_dir"]
+    public static let dbtOnlyKeys = ["target", "select_downstream", "profiles_dir", "scope_mode"]
     public static let sqlmeshOnlyKeys = ["sqlmesh_environment", "gateway"]
 
     /// What a project of `kind` needs of a Kubernetes backend: dbt builds its image with Kaniko (an image
@@ -170,7 +181,7 @@ public struct EnvironmentSpec: Sendable, Equatable {
     /// The keys written here that a project of `kind` does not take, as file:line errors.
     public func keysNotFor(_ kind: ProjectConfig.Kind) -> [SpecIssue] {
         let foreign = kind == .sqlmesh ? Self.dbtOnlyKeys : Self.sqlmeshOnlyKeys
-        let takes = kind == .sqlmesh ? "sqlmesh_environment and gateway" : "target, select_downstream and profiles_dir"
+        let takes = kind == .sqlmesh ? "sqlmesh_environment and gateway" : "target, select_downstream, profiles_dir and scope_mode"
         return foreign.compactMap { key in
             kindSpecificKeys[key].map {
                 SpecIssue(file: file, line: $0, key: key,

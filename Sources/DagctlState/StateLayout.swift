@@ -10,6 +10,7 @@ import DagctlSpec
 /// <dir>/builds/<plan>/attempt-<n>/          project/ (the export), dbt-target/, dbt-logs/
 /// <dir>/cache/venvs/<key>/                  virtualenvs by requirements and Python version
 /// <dir>/logs/explain/<env>.log              what a SQLMesh explain printed, the last time
+/// <dir>/manifests/<env>/                  the last deploy's manifest.json, partial_parse.msgpack, index.json
 /// <dir>/outbox/dropped.jsonl                notifications given up (undelivered ones are in the state file)
 /// ```
 /// Plan ids and environment names are checked before they get here (`Names`), so no part leaves `dir`.
@@ -32,6 +33,7 @@ public struct StateLayout: Sendable, Equatable {
     public func inspection(_ env: String) -> String { "\(directory)/cache/explain/\(env)" }
     /// What the helper printed on stderr the last time it looked for `env`.
     public func explainLog(_ env: String) -> String { "\(logs)/explain/\(env).log" }
+    public func manifests(_ env: String) -> String { "\(directory)/manifests/\(env)" }
     public var outbox: String { "\(directory)/outbox" }
     public var droppedEvents: String { "\(outbox)/dropped.jsonl" }
 }

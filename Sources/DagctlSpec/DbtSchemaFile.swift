@@ -1,0 +1,73 @@
+import Foundation
+import Yams
+
+/// The entries of a dbt properties file (`models/schema.yml`), each in a canonical form, so that two
+/// versions can be compared by meaning: quoting, comments, key order and entry order do not count.
+public enum DbtSchemaFile {
+    public struct Entry: Sendable, Equatable {
+        /// The entry as canonical JSON.
+        public var full: String
+        /// The same without any `description` (which dbt writes to the warehouse only with persist_docs).
+        public var withoutDocs: String
+    }
+
+    /// `"models:customers"` → its entry, for every named entry of every top-level list; other
+    /// top-level keys as `"<key>"`. Throws a message when the file is not a mapping dagctl can read
+    /// within the bounds every YAML file gets.
+    public static func entries(_ text: String, file: String) throws(SpecIssues) -> [String: Entry] {
+        let scan = YAMLLimits.scan(text, file: file)
+        if let refusal = scan.refusal { throw SpecIssues([refusal]) }
+        let value: Any?
+        do { value = try Yams.load(yaml: text) } catch {
+            throw SpecIssues([SpecIssue(file: file, message: "is not valid YAML: \(error)")])
+        }
+        guard let value else { return [:] }
+        guard let top = value as? [String: Any] else {
+            throw SpecIssues([SpecIssue(file: file, message: "is not a mapping of dbt properties")])
+        }
+        var out: [String: Entry] = [:]
+        for (key, section) in top {
+            if let list = section as? [Any] {
+                for item in list {
+                    guard let map = item as? [String: Any], let name = map["name"].map({ "\($0)" }) else {
+                        out[key] = try entry(for: list, file: file)
+                        break
+                    }
+                    out["\(key):\(name)"] = try entry(for: map, file: file)
+                }
+            } else {
+                out[key] = try entry(for: section, file: file)
+            }
+        }
+        return out
+    }
+
+    private static func entry(for value: Any, file: String) throws(SpecIssues) -> Entry {
+        Entry(full: canonical(value), withoutDocs: canonical(strippingDocs(value)))
+    }
+
+    static func strippingDocs(_ value: Any) -> Any {
+        if let map = value as? [String: Any] {
+            return map.filter { $0.key != "description" }.mapValues(strippingDocs)
+        }
+        if let list = value as? [Any] { return list.map(strippingDocs) }
+        return value
+    }
+
+    /// JSON with sorted keys; YAML scalars that JSON cannot hold (dates) as their text.
+    static func canonical(_ value: Any) -> String {
+        func plain(_ v: Any) -> Any {
+            switch v {
+            case let map as [String: Any]: return map.mapValues(plain)
+            case let list as [Any]: return list.map(plain)
+            case is String, is Int, is Double, is Bool: return v
+            case is NSNull: return NSNull()
+            default: return "\(v)"
+            }
+        }
+        let object = plain(value)
+        guard JSONSerialization.isValidJSONObject([object]),
+              let data = try? JSONSerialization.data(withJSONObject: [object], options: [.sortedKeys, .fragmentsAllowed]) else { return "\(object)" }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
