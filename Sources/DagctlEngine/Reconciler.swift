@@ -228,8 +228,11 @@ public final class Reconciler {
         guard kind.buildsImage, case .local = env.backend, let n = plan.attempts.last?.n else { return nil }
         let manifests = ManifestStore(layout: store.layout)
         guard kind.hasRunPhase(plan) else {
-            // build_only ran no dbt; when nothing dbt reads changed, the kept index is still true of this commit.
-            if plan.changes.allSatisfy({ $0.category == .other }), case .success(var index)? = manifests.index(env.name),
+            // build_only ran no dbt. When nothing dbt reads changed, or precise scope found that the
+            // change reaches no node, the kept index is still true of this commit (a new macro nothing
+            // calls is missing from it, and a later change to it is planned all).
+            let unreached = plan.scopeMode != nil || plan.changes.allSatisfy { $0.category == .other }
+            if unreached, case .success(var index)? = manifests.index(env.name),
                index.commit == plan.base {
                 index.commit = plan.commit
                 try? manifests.keep(env.name, index: index, manifest: nil, partialParse: nil)

@@ -19,7 +19,8 @@ public enum DbtSchemaFile {
         if let refusal = scan.refusal { throw SpecIssues([refusal]) }
         let value: Any?
         do { value = try Yams.load(yaml: text) } catch {
-            throw SpecIssues([SpecIssue(file: file, message: "is not valid YAML: \(error)")])
+            let first = "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"
+            throw SpecIssues([SpecIssue(file: file, message: "is not valid YAML (\(first))")])
         }
         guard let value else { return [:] }
         guard let top = value as? [String: Any] else {
