@@ -1,5 +1,7 @@
 import ArgumentParser
 import DagctlEngine
+import DagctlPlanning
+import Foundation
 
 struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -16,16 +18,26 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "Diff against COMMIT instead of the deployed commit.")
     var base: String?
 
+    @Option(help: "Use FILE (a dbt manifest.json, say from a production run) as the base commit's manifest; implies scope_mode: precise for this preview.")
+    var manifest: String?
+
     @Option(help: "text, json or markdown.")
     var output: OutputFormat = .text
 
     func run() throws {
-        try Self.preview(inputs: inputs, environments: filter.names, ref: ref, base: base, output: output)
+        try Self.preview(inputs: inputs, environments: filter.names, ref: ref, base: base, output: output, manifest: manifest)
     }
 
-    static func preview(inputs: InputOptions, environments: [String], ref: String?, base: String?, output: OutputFormat) throws {
+    static func preview(inputs: InputOptions, environments: [String], ref: String?, base: String?, output: OutputFormat,
+                        manifest: String? = nil) throws {
         let session = try Session.open(inputs, environments: environments)
-        let planner = session.planner
+        var planner = session.planner
+        if let manifest {
+            guard let data = FileManager.default.contents(atPath: manifest) else { throw Console.fail("cannot read --manifest \(manifest)") }
+            do { planner.givenManifest = try DependencyIndex.build(manifest: data, commit: "", source: "--manifest \(manifest)") } catch {
+                throw Console.fail("--manifest \(manifest): \(error)")
+            }
+        }
         let reports = planner.selectedEnvironments(environments).map { planner.preview($0, ref: ref, base: base) }
         switch output {
         case .json: Console.out(ReportJSON.document(reports))

@@ -180,7 +180,9 @@ public struct DbtPlans: PlanKind {
                       head: ObjectID, otherNames: Set<String>, context: ExplainContext)
         -> (outcome: Result<PreciseScope.Decision, PreciseFailure>, manifest: String?) {
         let index: DependencyIndex
-        switch context.manifests?.index(env.name) {
+        switch context.givenIndex.map({ Result<DependencyIndex, StateError>.success($0) }) ?? context.manifests?.index(env.name) {
+        case .success(let given)? where context.givenIndex != nil:
+            index = given
         case .failure(let error)?:
             return (.failure(PreciseFailure("the kept manifest cannot be used: \(error)")), nil)
         case .success(let kept)? where kept.commit == base.hex:

@@ -47,12 +47,15 @@ public struct ExplainContext {
     /// Whether a manifest made by `dbt parse` is kept for later explains (reconcile: yes; a preview
     /// writes nothing).
     public var keepsParsedManifests = false
+    /// The base commit's index as given (`plan --manifest FILE`), used instead of a kept one.
+    public var givenIndex: DependencyIndex?
 
-    public init(taken: Set<String> = [], manifests: ManifestStore? = nil, keepsParsedManifests: Bool = false,
+    public init(taken: Set<String> = [], manifests: ManifestStore? = nil, keepsParsedManifests: Bool = false, givenIndex: DependencyIndex? = nil,
                 inspect: @escaping (ObjectID, (Workspace) -> [String]) throws -> Data = { _, _ in Data() }) {
         self.taken = taken
         self.manifests = manifests
         self.keepsParsedManifests = keepsParsedManifests
+        self.givenIndex = givenIndex
         self.inspect = inspect
     }
 }

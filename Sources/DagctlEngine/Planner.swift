@@ -15,6 +15,8 @@ public struct Planner {
     public let history: (String) -> [Plan]
     /// Where a plan kind's helper shows what it does while a preview explains (stderr: stdout may carry a document).
     public let console: FileHandle
+    /// `plan --manifest FILE`: the base commit's dependency index, given; it makes the preview precise.
+    public var givenManifest: DependencyIndex?
 
     public init(repo: GitRepository, desired: DesiredState, state: StateFile, layout: StateLayout = StateLayout(directory: "state"),
                 history: @escaping (String) -> [Plan] = { _ in [] }, console: FileHandle = .standardError,
@@ -33,7 +35,8 @@ public struct Planner {
 
     /// What explaining may use: the ids the environment took, and the backend to ask the kind's helper.
     func explainContext(_ env: EnvironmentSpec, plans: [Plan], backend: Backend, kind: PlanKind) -> ExplainContext {
-        ExplainContext(taken: Set((history(env.name) + plans).map(\.id)), manifests: ManifestStore(layout: layout)) { commit, command in
+        ExplainContext(taken: Set((history(env.name) + plans).map(\.id)), manifests: ManifestStore(layout: layout),
+                       givenIndex: givenManifest) { commit, command in
             try backend.inspect(commit, env: env, kind: kind, command: command)
         }
     }
@@ -74,6 +77,8 @@ public struct Planner {
     }
 
     private func explainAndJudge(_ env: EnvironmentSpec, _ report: inout EnvironmentReport, ref overrideRef: String?, base overrideBase: String?) {
+        var env = env
+        if givenManifest != nil { env.scopeMode = .precise }
         let envState = state.environments[env.name] ?? EnvironmentState()
         var plans = envState.plans
         do {
