@@ -162,10 +162,16 @@ public struct PreciseScope {
             default:
                 throw All(reason: "\(path) changed '\(section)' entry '\(name)', which dagctl does not map to nodes")
             }
-            if old[key]?.withoutDocs == new[key]?.withoutDocs {
-                // Only descriptions changed: they reach the warehouse only with persist_docs.
-                let persists = index.nodes.values.contains { $0.type == type && $0.name == name && $0.persistsDocs == true }
-                if !persists { continue }
+            // Descriptions reach the warehouse only with persist_docs; where they do, any change counts.
+            let persists = index.nodes.values.contains { $0.type == type && $0.name == name && $0.persistsDocs == true }
+            if let before = old[key], let after = new[key], !persists {
+                if before.withoutDocs == after.withoutDocs { continue }  // descriptions only
+                if before.withoutDocsOrTests == after.withoutDocsOrTests {
+                    // Only its tests changed: the tests that depend on it, not the node itself.
+                    guard Explain.isSafeModelName(name) else { throw All(reason: "\(type) '\(name)' cannot be selected exactly") }
+                    add("\(name)+1,resource_type:test", "tests defined in \(path)")
+                    continue
+                }
             }
             try add(selector(type: type, name: name), "defined in \(path)")
         }

@@ -9,6 +9,8 @@ public enum DbtSchemaFile {
         public var full: String
         /// The same without any `description` (which dbt writes to the warehouse only with persist_docs).
         public var withoutDocs: String
+        /// The same without descriptions and tests (`tests`, `data_tests`): equal when only tests changed.
+        public var withoutDocsOrTests: String
     }
 
     /// `"models:customers"` → its entry, for every named entry of every top-level list; other
@@ -44,14 +46,15 @@ public enum DbtSchemaFile {
     }
 
     private static func entry(for value: Any, file: String) throws(SpecIssues) -> Entry {
-        Entry(full: canonical(value), withoutDocs: canonical(strippingDocs(value)))
+        Entry(full: canonical(value), withoutDocs: canonical(stripping(["description"], value)),
+              withoutDocsOrTests: canonical(stripping(["description", "tests", "data_tests"], value)))
     }
 
-    static func strippingDocs(_ value: Any) -> Any {
+    static func stripping(_ keys: Set<String>, _ value: Any) -> Any {
         if let map = value as? [String: Any] {
-            return map.filter { $0.key != "description" }.mapValues(strippingDocs)
+            return map.filter { !keys.contains($0.key) }.mapValues { stripping(keys, $0) }
         }
-        if let list = value as? [Any] { return list.map(strippingDocs) }
+        if let list = value as? [Any] { return list.map { stripping(keys, $0) } }
         return value
     }
 

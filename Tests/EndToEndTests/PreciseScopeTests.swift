@@ -104,12 +104,18 @@ struct PreciseScopeTests {
             $0.write(schema, $0.dir.read(schema)!.replacingOccurrences(of: "- name: first_name\n        data_tests:\n", with: "- name: first_name\n        data_tests:\n          - unique\n"))
         }
         plan = try p.preview()
-        #expect(plan["select"] as? [String] == ["stg_customers"], "\(plan)")
-        #expect((plan["reasons"] as? [String: [String]])?["stg_customers"] == ["defined in \(schema)"])
+        #expect(plan["select"] as? [String] == ["stg_customers+1,resource_type:test"], "\(plan)")
+        #expect((plan["reasons"] as? [String: [String]])?["stg_customers+1,resource_type:test"] == ["tests defined in \(schema)"])
         #expect((plan["manifest"] as? String)?.contains("the deploy of") == true, "the build_only deploy kept the index current: \(plan)")
         let ran = try p.deploy()
-        #expect(ran.contains("model.shop.stg_customers") && !ran.contains("model.shop.stg_orders"), "\(ran)")
+        #expect(ran.allSatisfy { $0.hasPrefix("test.shop.") && $0.contains("stg_customers") }, "only stg_customers' tests: \(ran)")
         #expect(ran.contains { $0.hasPrefix("test.shop.unique_stg_customers_first_name") }, "the new test ran: \(ran)")
+
+        // A changed config in an entry selects the model (and its tests).
+        p.change { $0.write(schema, $0.dir.read(schema)!.replacingOccurrences(of: "  - name: stg_customers\n", with: "  - name: stg_customers\n    config:\n      tags: [pii]\n")) }
+        plan = try p.preview()
+        #expect(plan["select"] as? [String] == ["stg_customers"], "\(plan)")
+        #expect((plan["reasons"] as? [String: [String]])?["stg_customers"] == ["defined in \(schema)"])
     }
 
     /// What dbt calls without recording it stays `all`, with the reason.
