@@ -225,38 +225,49 @@ def ls(cwd, env, select=None, state=None):
 
 
 def measure(name, repo, commits, dagctl, work):
+    """Deploys each commit as cron would (dagctl reconcile, real dbt on DuckDB: the deploy keeps its
+    manifest), then times the next commit's plan, explained from that kept manifest, against dbt's
+    state:modified given the same manifest."""
     env = dbt_env(work)
     desired = os.path.join(work, "desired")
     os.makedirs(os.path.join(desired, "environments"), exist_ok=True)
+    shutil.copytree(os.path.join(work, "profiles"), os.path.join(desired, "profiles"), dirs_exist_ok=True)
     with open(os.path.join(desired, "members.yaml"), "w") as f:
         f.write("members:\n  - name: bench\n    emails: [bench@example.com]\n")
     with open(os.path.join(desired, "environments/dev.yaml"), "w") as f:
-        f.write("ref: main\ntarget: dev\nrequired_approvals: 0\nscope_mode: precise\n")
-    base_dir, head_dir = os.path.join(work, "base"), os.path.join(work, "head")
+        f.write("ref: bench-base\ntarget: dev\nrequired_approvals: 0\nscope_mode: precise\n")
+    state = os.path.join(work, "state/state.json")
+    kept = os.path.join(work, "state/manifests/dev")
+    common = ["--repo", repo, "--desired", desired, "--state", state]
+    head_dir = os.path.join(work, "head")
     rows = []
     for base, head in zip(commits, commits[1:]):
         label = git(repo, "log", "-1", "--format=%s", head)
-        checkout(repo, base, base_dir)
-        r, _ = dbt(["parse"], base_dir, env)
-        if r.returncode != 0:
-            rows.append({"label": label, "skipped": "dbt parse fails at base"})
+        git(repo, "branch", "-f", "bench-base", base)
+        sh([dagctl, "reconcile", "--quiet", *common], env=env, check=False)
+        deployed = json.load(open(state))["environments"]["dev"].get("deployed", {}).get("commit")
+        index = json.load(open(os.path.join(kept, "index.json"))) if os.path.exists(os.path.join(kept, "index.json")) else {}
+        if deployed != base or index.get("commit") != base:
+            rows.append({"label": label, "skipped": "the deploy of the base failed"})
             continue
         checkout(repo, head, head_dir)
         if os.path.exists(os.path.join(head_dir, "packages.yml")):
             dbt(["deps"], head_dir, env)
         try:
-            dbt_set, dbt_time = ls(head_dir, env, select=["state:modified"], state=os.path.join(base_dir, "target"))
-        except RuntimeError as e:
+            dbt_set, dbt_time = ls(head_dir, env, select=["state:modified"], state=kept)
+        except RuntimeError:
             rows.append({"label": label, "skipped": "dbt ls fails at head"})
             continue
         git(repo, "branch", "-f", "bench-head", head)
         start = time.monotonic()
-        out = sh([dagctl, "plan", "--env", "dev", "--ref", "bench-head", "--base", base, "--output", "json",
-                  "--manifest", os.path.join(base_dir, "target/manifest.json"), "--repo", repo, "--desired", desired,
-                  "--state", os.path.join(work, "state/state.json")], env=env, check=False)
+        out = sh([dagctl, "plan", "--env", "dev", "--ref", "bench-head", "--output", "json", *common], env=env, check=False)
         dagctl_time = time.monotonic() - start
-        doc = json.loads(out.stdout)
-        plan = doc["environments"][0]["plan"]
+        start = time.monotonic()
+        sh([dagctl, "plan", "--env", "dev", "--ref", "bench-head", "--output", "json", "--manifest", os.path.join(kept, "manifest.json"), *common],
+           env=env, check=False)
+        given_time = time.monotonic() - start
+        plan = json.loads(out.stdout)["environments"][0]["plan"]
+        assert "the deploy of" in plan.get("manifest", ""), plan
         if plan["scope"] == "all":
             ours, _ = ls(head_dir, env)
         elif plan["scope"] == "build_only":
@@ -268,31 +279,29 @@ def measure(name, repo, commits, dagctl, work):
         for path in git(repo, "diff", "--name-only", base, head).splitlines():
             if sh(["git", "-C", repo, "diff", "-w", "--ignore-blank-lines", "--quiet", base, head, "--", path], check=False).returncode == 0:
                 whitespace_files.add(path)
-        manifest = json.load(open(os.path.join(head_dir, "target/manifest.json")))
-        nodes = manifest["nodes"]
+        nodes = json.load(open(os.path.join(head_dir, "target/manifest.json")))["nodes"]
         dbt_wrong = {n for n in dbt_set if nodes.get(n, {}).get("original_file_path") in whitespace_files}
         wanted = dbt_set - dbt_wrong
-        found = wanted & ours
         extra = ours - dbt_set
-        attached = {n for n in extra if nodes.get(n, {}).get("attached_node") in ours or
-                    any(dep in ours for dep in nodes.get(n, {}).get("depends_on", {}).get("nodes", []) if n.startswith("test."))}
+        attached = {n for n in extra if n.startswith("test.") and any(dep in ours and not dep.startswith("test.")
+                                                                     for dep in nodes.get(n, {}).get("depends_on", {}).get("nodes", []))}
         rows.append({"label": label, "scope": plan["scope"], "dbt": len(dbt_set), "dbt_wrong": len(dbt_wrong), "wanted": len(wanted),
-                     "found": len(found), "missed": sorted(wanted - ours), "extra_tests": len(attached & extra),
+                     "found": len(wanted & ours), "missed": sorted(wanted - ours), "extra_tests": len(attached),
                      "extra_all": len(extra - attached) if plan["scope"] == "all" else 0,
                      "extra_other": sorted(extra - attached) if plan["scope"] != "all" else [],
                      "all_because": next((w for w in plan.get("warnings", []) if w.startswith("precise scope:")), None),
-                     "dbt_time": dbt_time, "dagctl_time": dagctl_time, "selected": len(ours)})
+                     "dbt_time": dbt_time, "dagctl_time": dagctl_time, "given_time": given_time, "selected": len(ours)})
     return rows
 
 
 def report(name, rows):
     print(f"\n### {name}\n")
-    print("| change | dbt state:modified | dagctl plan | recall | extra: tests of selected / all-plan / other | dbt ls | dagctl plan |")
-    print("|---|---|---|---|---|---|---|")
-    tot = {"wanted": 0, "found": 0, "tests": 0, "all": 0, "other": 0, "dbt_time": 0.0, "dagctl_time": 0.0, "wrong": 0, "ours": 0}
+    print("| change | dbt state:modified | dagctl plan | recall | extra: tests of selected / all-plan / other | dbt ls | dagctl plan (kept) | plan --manifest |")
+    print("|---|---|---|---|---|---|---|---|")
+    tot = {"wanted": 0, "found": 0, "tests": 0, "all": 0, "other": 0, "dbt_time": 0.0, "dagctl_time": 0.0, "given_time": 0.0, "wrong": 0, "ours": 0}
     for r in rows:
         if "skipped" in r:
-            print(f"| {r['label']} | — | — | — | — | {r['skipped']} | |")
+            print(f"| {r['label']} | — | — | — | — | {r['skipped']} | | |")
             continue
         recall = "n/a" if r["wanted"] == 0 else f"{100 * r['found'] / r['wanted']:.0f}%"
         wrong = f" ({r['dbt_wrong']} whitespace-only: dbt is wrong)" if r["dbt_wrong"] else ""
@@ -300,18 +309,40 @@ def report(name, rows):
         other = len(r["extra_other"])
         print(f"| {r['label']} | {r['dbt']}{wrong} | {ours} | {recall}{' missed ' + ', '.join(r['missed']) if r['missed'] else ''} | "
               f"{r['extra_tests']} / {r['extra_all']} / {other}{' (' + ', '.join(r['extra_other'][:3]) + ')' if other else ''} | "
-              f"{r['dbt_time']:.2f} s | {r['dagctl_time'] * 1000:.0f} ms |")
+              f"{r['dbt_time']:.2f} s | {r['dagctl_time'] * 1000:.0f} ms | {r['given_time'] * 1000:.0f} ms |")
         tot["wanted"] += r["wanted"]; tot["found"] += r["found"]; tot["tests"] += r["extra_tests"]
         tot["all"] += r["extra_all"]; tot["other"] += other; tot["dbt_time"] += r["dbt_time"]
         tot["dagctl_time"] += r["dagctl_time"]; tot["wrong"] += r["dbt_wrong"]; tot["ours"] += r["selected"]
+        tot["given_time"] += r["given_time"]
     recall = 100 * tot["found"] / tot["wanted"] if tot["wanted"] else 100.0
     extra_share = 100 * tot["other"] / max(1, tot["ours"])
     print(f"\n**{name}**: recall {recall:.1f}% of dbt's {tot['wanted']} nodes (plus {tot['wrong']} dbt selected for a "
           f"whitespace-only change); extra nodes: {tot['tests']} tests of selected nodes, {tot['all']} in plans that are all "
           f"(each with its reason), {tot['other']} other ({extra_share:.1f}% of what dagctl selected); time: dbt ls "
-          f"{tot['dbt_time']:.1f} s in all, dagctl plan {tot['dagctl_time'] * 1000:.0f} ms "
-          f"({100 * tot['dagctl_time'] / max(tot['dbt_time'], 1e-9):.2f}% of dbt's).")
+          f"{tot['dbt_time']:.1f} s in all, dagctl plan from the kept index {tot['dagctl_time'] * 1000:.0f} ms "
+          f"({100 * tot['dagctl_time'] / max(tot['dbt_time'], 1e-9):.2f}% of dbt's), plan --manifest {tot['given_time'] * 1000:.0f} ms "
+          f"({100 * tot['given_time'] / max(tot['dbt_time'], 1e-9):.2f}%).")
     return tot
+
+
+def parse_times(work, models):
+    """A deploy's parse, cold and warm: `dbt parse` in a fresh folder, then in another fresh folder
+    holding the first one's partial_parse.msgpack, as each dagctl run starts in a new build folder."""
+    gen = os.path.join(work, f"parse-{models}")
+    shutil.rmtree(gen, ignore_errors=True)
+    os.makedirs(gen)
+    profiles(gen, ["shop"])
+    repo, commits = generated_project(gen, models=models)
+    env = dbt_env(gen)
+    first, second = os.path.join(gen, "first"), os.path.join(gen, "second")
+    checkout(repo, commits[-3], first)   # "macro: a new one nothing calls"
+    checkout(repo, commits[-2], second)  # "two models and a seed": what a deploy usually brings
+    r, cold = dbt(["parse"], first, env)
+    os.makedirs(os.path.join(second, "target"))
+    shutil.copy(os.path.join(first, "target/partial_parse.msgpack"), os.path.join(second, "target"))
+    r2, warm = dbt(["parse"], second, env)
+    load = lambda d: json.load(open(os.path.join(d, "target/perf_info.json")))["load_all_elapsed"]
+    print(f"| {models} models | {cold:.2f} s (loading {load(first):.2f} s) | {warm:.2f} s (loading {load(second):.2f} s) |")
 
 
 def main():
@@ -319,7 +350,13 @@ def main():
     ap.add_argument("--dagctl", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--projects", default="example,jaffle,generated")
+    ap.add_argument("--parse-models", default="60,600", help="sizes of generated projects whose cold and warm parse is timed")
     a = ap.parse_args()
+    if a.parse_models:
+        print("\n### A deploy's parse, cold and warm (the last deploy's partial_parse.msgpack, in a new folder)\n")
+        print("| project | cold | warm |\n|---|---|---|")
+        for n in a.parse_models.split(","):
+            parse_times(os.path.abspath(a.work), int(n))
     makers = {"example": (example_project, ["shop"]), "jaffle": (jaffle_project, ["jaffle_shop"]), "generated": (generated_project, ["shop"])}
     for name in a.projects.split(","):
         work = os.path.join(os.path.abspath(a.work), name)

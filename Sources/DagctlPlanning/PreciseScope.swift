@@ -106,6 +106,8 @@ public struct PreciseScope {
     /// A macro file: every node that calls one of its macros, at any depth.
     private func macroFile(_ path: String, _ rel: String, _ add: (String, String) -> Void) throws(All) {
         let base = read(path, .base) ?? "", head = read(path, .head) ?? ""
+        // Jinja comments never render: a change to them alone changes nothing dbt compiles.
+        if !base.isEmpty, !head.isEmpty, Self.withoutJinjaComments(base) == Self.withoutJinjaComments(head) { return }
         if Self.hasBlock("materialization", in: base) || Self.hasBlock("materialization", in: head) {
             throw All(reason: "\(path) defines a materialization, which dbt uses without recording it")
         }
@@ -167,14 +169,35 @@ public struct PreciseScope {
             if let before = old[key], let after = new[key], !persists {
                 if before.withoutDocs == after.withoutDocs { continue }  // descriptions only
                 if before.withoutDocsOrTests == after.withoutDocsOrTests {
-                    // Only its tests changed: the tests that depend on it, not the node itself.
+                    // Only its tests changed: those tests, not the node itself.
                     guard Explain.isSafeModelName(name) else { throw All(reason: "\(type) '\(name)' cannot be selected exactly") }
-                    add("\(name)+1,resource_type:test", "tests defined in \(path)")
+                    for selector in testSelectors(node: name, before: before.tests, after: after.tests) {
+                        add(selector, "tests defined in \(path)")
+                    }
                     continue
                 }
             }
             try add(selector(type: type, name: name), "defined in \(path)")
         }
+    }
+
+    /// The tests added or changed in an entry. A plain test (`not_null`) on a column or the node is
+    /// named as dbt names it (`not_null_customers_first_name`); any other (arguments, a package's
+    /// test, a name dbt would shorten) selects every test that depends on the node.
+    func testSelectors(node: String, before: [String: Set<String>], after: [String: Set<String>]) -> [String] {
+        var names: [String] = []
+        for (location, tests) in after {
+            for test in tests.subtracting(before[location] ?? []) {
+                // Canonical forms are one-element JSON arrays: `["not_null"]` for a plain test.
+                guard let data = test.data(using: .utf8), let plain = (try? JSONDecoder().decode([String].self, from: data))?.first,
+                      !plain.contains("."), Explain.isSafeModelName(plain) else { return ["\(node)+1,resource_type:test"] }
+                let name = [plain, node, location].filter { !$0.isEmpty }.joined(separator: "_")
+                // dbt shortens long names with a hash; column names with other characters are changed too.
+                guard name.count < 60, Explain.isSafeModelName(name) else { return ["\(node)+1,resource_type:test"] }
+                names.append("\(name),resource_type:test")
+            }
+        }
+        return names.sorted()
     }
 
     /// How a node is named on dbt's command line: a model by its name (with `+` for select_downstream),
@@ -188,6 +211,14 @@ public struct PreciseScope {
             return selectDownstream ? name + "+" : name
         }
         return selectDownstream ? "\(name)+" : "\(name),resource_type:\(type)"
+    }
+
+    /// The text without Jinja comments and the lines they leave blank.
+    static func withoutJinjaComments(_ text: String) -> String {
+        guard let regex = try? NSRegularExpression(pattern: "\\{#.*?#\\}", options: [.dotMatchesLineSeparators]) else { return text }
+        let stripped = regex.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: "")
+        return stripped.split(separator: "\n", omittingEmptySubsequences: false)
+            .filter { !$0.allSatisfy(\.isWhitespace) }.joined(separator: "\n")
     }
 
     static func macroNames(in text: String) -> [String] { blockNames("macro", in: text) + blockNames("test", in: text).map { "test_" + $0 } }

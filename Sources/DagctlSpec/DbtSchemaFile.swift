@@ -9,8 +9,12 @@ public enum DbtSchemaFile {
         public var full: String
         /// The same without any `description` (which dbt writes to the warehouse only with persist_docs).
         public var withoutDocs: String
-        /// The same without descriptions and tests (`tests`, `data_tests`): equal when only tests changed.
+        /// The same without descriptions and tests (`tests`, `data_tests`), and without columns left with
+        /// nothing but their name: equal when only tests (or documentation) changed.
         public var withoutDocsOrTests: String
+        /// Its tests by where they are declared (`""` for the entry, else the column's name), each in
+        /// canonical form: a plain test is its JSON string (`"not_null"`).
+        public var tests: [String: Set<String>] = [:]
     }
 
     /// `"models:customers"` → its entry, for every named entry of every top-level list; other
@@ -46,8 +50,25 @@ public enum DbtSchemaFile {
     }
 
     private static func entry(for value: Any, file: String) throws(SpecIssues) -> Entry {
-        Entry(full: canonical(value), withoutDocs: canonical(stripping(["description"], value)),
-              withoutDocsOrTests: canonical(stripping(["description", "tests", "data_tests"], value)))
+        var bare = stripping(["description", "tests", "data_tests"], value)
+        if var map = bare as? [String: Any], let columns = map["columns"] as? [Any] {
+            map["columns"] = columns.filter { column in !((column as? [String: Any]).map { Set($0.keys) == ["name"] } ?? false) }
+            bare = map
+        }
+        var tests: [String: Set<String>] = [:]
+        if let map = value as? [String: Any] {
+            func collect(_ owner: [String: Any], at location: String) {
+                for key in ["tests", "data_tests"] {
+                    for item in owner[key] as? [Any] ?? [] { tests[location, default: []].insert(canonical(item)) }
+                }
+            }
+            collect(map, at: "")
+            for column in map["columns"] as? [Any] ?? [] {
+                if let column = column as? [String: Any], let name = column["name"].map({ "\($0)" }) { collect(column, at: name) }
+            }
+        }
+        return Entry(full: canonical(value), withoutDocs: canonical(stripping(["description"], value)),
+                     withoutDocsOrTests: canonical(bare), tests: tests)
     }
 
     static func stripping(_ keys: Set<String>, _ value: Any) -> Any {

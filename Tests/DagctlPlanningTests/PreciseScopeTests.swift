@@ -1,0 +1,143 @@
+import DagctlSpec
+import Foundation
+import Testing
+@testable import DagctlPlanning
+
+/// The rules of precise scope on a small hand-written manifest (the end-to-end tests run real dbt).
+@Suite("Precise scope rules")
+struct PreciseScopeRuleTests {
+    static let manifest = """
+        {"metadata": {"project_name": "shop", "adapter_type": "duckdb"},
+         "macros": {
+           "macro.shop.inner": {"name": "inner", "package_name": "shop", "original_file_path": "macros/inner.sql", "depends_on": {"macros": []}},
+           "macro.shop.outer": {"name": "outer", "package_name": "shop", "original_file_path": "macros/outer.sql", "depends_on": {"macros": ["macro.shop.inner"]}},
+           "macro.shop.test_positive": {"name": "test_positive", "package_name": "shop", "original_file_path": "tests/generic/positive.sql", "depends_on": {"macros": []}},
+           "macro.utils.star": {"name": "star", "package_name": "utils", "original_file_path": "macros/star.sql", "depends_on": {"macros": ["macro.shop.inner"]}},
+           "macro.dbt.generate_schema_name": {"name": "generate_schema_name", "package_name": "dbt", "original_file_path": "x", "depends_on": {"macros": []}},
+           "macro.dbt_duckdb.duckdb__create_table_as": {"name": "duckdb__create_table_as", "package_name": "dbt_duckdb", "original_file_path": "x", "depends_on": {"macros": []}}
+         },
+         "nodes": {
+           "model.shop.a": {"resource_type": "model", "name": "a", "original_file_path": "models/a.sql", "patch_path": "shop://models/schema.yml", "depends_on": {"macros": ["macro.shop.inner"]}, "config": {}},
+           "model.shop.b": {"resource_type": "model", "name": "b", "original_file_path": "models/b.sql", "patch_path": "shop://models/schema.yml", "depends_on": {"macros": ["macro.shop.outer"]}, "config": {"persist_docs": {"relation": true}}},
+           "model.shop.c": {"resource_type": "model", "name": "c", "original_file_path": "models/c.sql", "depends_on": {"macros": ["macro.utils.star"]}, "config": {}},
+           "seed.shop.raw": {"resource_type": "seed", "name": "raw", "original_file_path": "seeds/raw.csv", "depends_on": {"macros": []}, "config": {}},
+           "test.shop.positive_a_n.1": {"resource_type": "test", "name": "positive_a_n", "original_file_path": "models/schema.yml", "attached_node": "model.shop.a", "depends_on": {"macros": ["macro.shop.test_positive"]}, "config": {}},
+           "snapshot.shop.snap": {"resource_type": "snapshot", "name": "snap", "original_file_path": "snapshots/snap.sql", "depends_on": {"macros": []}, "config": {}}
+         },
+         "sources": {"source.shop.raw_db.orders": {"original_file_path": "models/sources.yml"}}}
+        """
+
+    static let schema = """
+        version: 2
+        models:
+          - name: a
+            description: A.
+            columns:
+              - name: n
+                data_tests: [positive]
+          - name: b
+            description: B.
+        """
+
+    func decide(_ changes: [(String, ChangeKind)], base: [String: String] = [:], head: [String: String] = [:],
+                downstream: Bool = false) throws -> PreciseScope.Decision {
+        let index = try DependencyIndex.build(manifest: Data(Self.manifest.utf8), commit: String(repeating: "a", count: 40))
+        let categorizer = Categorizer(projectDir: "", paths: .defaults)
+        let scope = PreciseScope(index: index, categorizer: categorizer, read: { path, side in (side == .base ? base : head)[path] },
+                                 selectDownstream: downstream)
+        return scope.decide(changes.map { Change(path: $0.0, change: $0.1, category: categorizer.category(of: $0.0)) })
+    }
+
+    @Test func macrosSelectTheirCallersThroughOtherMacrosAndPackages() throws {
+        let text = "{% macro inner(x) %}{{ x }}{% endmacro %}"
+        let d = try decide([("macros/inner.sql", .modified)], base: ["macros/inner.sql": text], head: ["macros/inner.sql": text + " "])
+        #expect(d.scope == .selective)
+        #expect(d.select == ["a", "b", "c"])
+        #expect(d.reasons["a"] == ["calls macro inner (macros/inner.sql)"])
+        #expect(d.reasons["b"] == ["calls macro inner (macros/inner.sql) through outer"])
+        #expect(d.reasons["c"] == ["calls macro inner (macros/inner.sql) through star"], "a package's macro in the chain counts")
+    }
+
+    @Test func aGenericTestDefinitionSelectsTheTestsThatUseIt() throws {
+        let text = "{% test positive(model, column_name) %}select 1{% endtest %}"
+        let d = try decide([("tests/generic/positive.sql", .modified)], base: ["tests/generic/positive.sql": text], head: ["tests/generic/positive.sql": text.replacingOccurrences(of: "select 1", with: "select 2")])
+        #expect(d.select == ["positive_a_n,resource_type:test"])
+    }
+
+    @Test(arguments: [
+        ("macros/schema.sql", "{% macro generate_schema_name(c, n) %}x{% endmacro %}", "generate_schema_name, which dbt calls for every node"),
+        ("macros/mat.sql", "{% materialization lazy, default %}x{% endmaterialization %}", "defines a materialization"),
+        ("macros/override.sql", "{% macro duckdb__create_table_as() %}x{% endmacro %}", "an override of one of dbt's own macros"),
+        ("dbt_project.yml", "name: shop", "dbt_project.yml changed"),
+        ("packages.yml", "packages: []", "packages.yml changed"),
+    ])
+    func whatDbtUsesWithoutRecordingItIsAll(path: String, text: String, reason: String) throws {
+        let d = try decide([(path, .added)], head: [path: text])
+        #expect(d.scope == .all)
+        #expect(d.allBecause?.contains(reason) == true, "\(d.allBecause ?? "")")
+    }
+
+    @Test func aJinjaCommentAloneChangesNothing() throws {
+        let text = "{% macro inner(x) %}{{ x }}{% endmacro %}"
+        let d = try decide([("macros/inner.sql", .modified)], base: ["macros/inner.sql": text], head: ["macros/inner.sql": "{# why #}\n" + text])
+        #expect(d.scope == .buildOnly)
+    }
+
+    @Test func anUnknownMacroFileIsAllAndANewUncalledMacroIsNothing() throws {
+        let d = try decide([("macros/other.sql", .modified)], base: ["macros/other.sql": "{% macro other() %}1{% endmacro %}"],
+                           head: ["macros/other.sql": "{% macro other() %}2{% endmacro %}"])
+        #expect(d.scope == .all && d.allBecause?.contains("does not say which macros it defines") == true)
+        let added = try decide([("macros/new.sql", .added)], head: ["macros/new.sql": "{% macro new_one() %}1{% endmacro %}"])
+        #expect(added.scope == .buildOnly)
+    }
+
+    @Test func propertiesFilesCountByMeaning() throws {
+        let path = "models/schema.yml"
+        func run(_ head: String) throws -> PreciseScope.Decision {
+            try decide([(path, .modified)], base: [path: Self.schema], head: [path: head])
+        }
+        // Reordered, requoted, commented: nothing.
+        #expect(try run("# hi\nmodels:\n  - name: b\n    description: 'B.'\n  - name: a\n    columns:\n      - name: n\n        data_tests: ['positive']\n    description: A.\nversion: 2\n").scope == .buildOnly)
+        // A description: nothing for a (no persist_docs), the model for b (persist_docs).
+        #expect(try run(Self.schema.replacingOccurrences(of: "description: A.", with: "description: All of A.")).scope == .buildOnly)
+        #expect(try run(Self.schema.replacingOccurrences(of: "description: B.", with: "description: All of B.")).select == ["b"])
+        // Tests only: the new test by the name dbt gives it; one with arguments, every test of the node.
+        let tests = try run(Self.schema.replacingOccurrences(of: "data_tests: [positive]", with: "data_tests: [positive, not_null]"))
+        #expect(tests.select == ["not_null_a_n,resource_type:test"])
+        #expect(tests.reasons["not_null_a_n,resource_type:test"] == ["tests defined in models/schema.yml"])
+        let withArguments = try run(Self.schema.replacingOccurrences(of: "data_tests: [positive]", with: "data_tests: [positive, {accepted_values: {values: [1]}}]"))
+        #expect(withArguments.select == ["a+1,resource_type:test"])
+        // A new column with nothing but a test changes no build: just the test.
+        let column = try run(Self.schema.replacingOccurrences(of: "    description: B.", with: "    description: B.\n    columns:\n      - name: m\n        data_tests: [unique]\n"))
+        #expect(column.select == ["b"], "b persists docs, so any change to its entry counts")
+        let columnOfA = try run(Self.schema.replacingOccurrences(of: "      - name: n\n", with: "      - name: m\n        data_tests: [unique]\n      - name: n\n"))
+        #expect(columnOfA.select == ["unique_a_m,resource_type:test"])
+        // A config: the node.
+        let config = try run(Self.schema.replacingOccurrences(of: "  - name: a\n", with: "  - name: a\n    config: {materialized: table}\n"))
+        #expect(config.select == ["a"] && config.reasons["a"] == ["defined in models/schema.yml"])
+        // What dagctl does not map, and what is not YAML.
+        #expect(try run(Self.schema + "\nexposures:\n  - name: dash\n    type: dashboard\n").allBecause?.contains("'exposures' entry 'dash'") == true)
+        #expect(try run("models: [").allBecause?.contains("cannot be compared") == true)
+        #expect(try run("a: &a [*a, *a]").scope == .all, "a hostile file is bounded and refused, never expanded")
+    }
+
+    @Test func seedsSnapshotsAndSingularTestsSelectThemselves() throws {
+        #expect(try decide([("seeds/raw.csv", .modified)]).select == ["raw,resource_type:seed"])
+        #expect(try decide([("seeds/raw.csv", .modified)], downstream: true).select == ["raw+"], "select_downstream takes the children")
+        #expect(try decide([("seeds/new_one.csv", .added)]).select == ["new_one,resource_type:seed"])
+        #expect(try decide([("tests/assert_x.sql", .added)], head: ["tests/assert_x.sql": "select 1"]).select == ["assert_x,resource_type:test"])
+        let snapshot = try decide([("snapshots/more.sql", .added)], head: ["snapshots/more.sql": "{% snapshot orders_snapshot %}select 1{% endsnapshot %}"])
+        #expect(snapshot.select == ["orders_snapshot,resource_type:snapshot"])
+        #expect(try decide([("seeds/raw.csv", .deleted)]).scope == .buildOnly)
+    }
+
+    @Test func namesDbtCannotSelectExactlyAreAll() throws {
+        let d = try decide([("seeds/we ird.csv", .added)])
+        #expect(d.scope == .all && d.allBecause?.contains("cannot be passed to dbt --select exactly") == true)
+    }
+
+    @Test func aManifestThatIsNotOneIsRefused() {
+        #expect(throws: DependencyIndex.Invalid.self) { try DependencyIndex.build(manifest: Data("[]".utf8), commit: "") }
+        #expect(throws: DependencyIndex.Invalid.self) { try DependencyIndex.build(manifest: Data("{\"nodes\": 3}".utf8), commit: "") }
+    }
+}
