@@ -43,7 +43,8 @@ def git(repo, *args):
 def commit_all(repo, message, version):
     os.makedirs(os.path.join(repo, ".dagctl"), exist_ok=True)
     with open(os.path.join(repo, ".dagctl/config.yaml"), "w") as f:
-        f.write(f"version: {version}\n")
+        # dbt from PATH (the one dbt ls uses too), not a virtualenv of the project's own pins.
+        f.write(f"version: {version}\nrequirements: none\n")
     git(repo, "add", "-A")
     git(repo, "-c", "user.name=Bench", "-c", "user.email=bench@example.com", "commit", "-q", "--allow-empty", "-m", message)
     return git(repo, "rev-parse", "HEAD")
@@ -137,7 +138,7 @@ def generated_project(work, models=60):
     w("macros/base.sql", "{% macro base_fmt(c) %}cast({{ c }} as varchar){% endmacro %}\n")
     w("macros/mid.sql", "{% macro mid_fmt(c) %}upper({{ base_fmt(c) }}){% endmacro %}\n")
     w("macros/top.sql", "{% macro top_fmt(c) %}trim({{ mid_fmt(c) }}){% endmacro %}\n")
-    w("macros/other.sql", "{% macro other_fmt(c) %}lower({{ c }}){% endmacro %}\n")
+    w("macros/other.sql", "{% macro other_fmt(c) %}lower(cast({{ c }} as varchar)){% endmacro %}\n")
     w("tests/generic/positive.sql", "{% test positive(model, column_name) %}select * from {{ model }} where {{ column_name }} < 0{% endtest %}\n")
     w("seeds/numbers.csv", "n\n" + "".join(f"{i}\n" for i in range(1, 11)))
     w("seeds/letters.csv", "letter\na\nb\nc\n")

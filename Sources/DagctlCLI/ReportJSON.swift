@@ -46,7 +46,7 @@ enum ReportJSON {
             ("changes", .array(p.scope == .sqlmesh ? (p.models ?? []).map(model) : p.changes.map(change))),
             ("scope", .string(p.scope.rawValue)),
             ("select", .strings(p.select)),
-            ("scope_mode", .string(p.scopeMode ?? "paths")),
+            ("scope_mode", p.scope == .sqlmesh ? .null : .string(p.scopeMode ?? "paths")),
             ("command", r.command.map(JSONValue.strings) ?? .null),
             ("required_approvals", .int(r.spec?.requiredApprovals ?? r.approvals?.required ?? 1)),
             ("approvals", .array((r.approvals?.verdicts ?? []).map(approval))),

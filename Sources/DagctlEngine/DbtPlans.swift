@@ -214,9 +214,9 @@ public struct DbtPlans: PlanKind {
             cd "$1" || exit 1
             shift
             if [ -f packages.yml ] || [ -f dependencies.yml ]; then "$0" deps "$@" >&2 || exit 1; fi
-            "$0" parse "$@" >&2 && cat "$DBT_TARGET_PATH/manifest.json"
+            "$0" parse "$@" >&2 && cat "${DBT_TARGET_PATH:-target}/manifest.json"
             """
-        let manifest = try context.inspect(base) { workspace in
+        let manifest = try (context.inspectHere ?? context.inspect)(base) { workspace in
             var args = ["/bin/sh", "-c", script, workspace.tool, workspace.projectDir, "--target", env.target]
             if let profiles = workspace.profilesDir { args += ["--profiles-dir", profiles] }
             return args

@@ -49,6 +49,9 @@ public struct ExplainContext {
     public var keepsParsedManifests = false
     /// The base commit's index as given (`plan --manifest FILE`), used instead of a kept one.
     public var givenIndex: DependencyIndex?
+    /// Like `inspect`, but always on this machine (in the environment's virtualenv), whatever the
+    /// environment's backend: `dbt parse` of a base commit for precise scope.
+    public var inspectHere: ((ObjectID, (Workspace) -> [String]) throws -> Data)?
 
     public init(taken: Set<String> = [], manifests: ManifestStore? = nil, keepsParsedManifests: Bool = false, givenIndex: DependencyIndex? = nil,
                 inspect: @escaping (ObjectID, (Workspace) -> [String]) throws -> Data = { _, _ in Data() }) {

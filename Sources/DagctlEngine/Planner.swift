@@ -35,10 +35,13 @@ public struct Planner {
 
     /// What explaining may use: the ids the environment took, and the backend to ask the kind's helper.
     func explainContext(_ env: EnvironmentSpec, plans: [Plan], backend: Backend, kind: PlanKind) -> ExplainContext {
-        ExplainContext(taken: Set((history(env.name) + plans).map(\.id)), manifests: ManifestStore(layout: layout),
-                       givenIndex: givenManifest) { commit, command in
+        var context = ExplainContext(taken: Set((history(env.name) + plans).map(\.id)), manifests: ManifestStore(layout: layout),
+                                     givenIndex: givenManifest) { commit, command in
             try backend.inspect(commit, env: env, kind: kind, command: command)
         }
+        let here = LocalProcessBackend(repo: repo, desired: desired, layout: layout, console: console)
+        context.inspectHere = { commit, command in try here.inspect(commit, env: env, kind: kind, command: command) }
+        return context
     }
 
     public var repo: GitRepository { cycle.repo }

@@ -93,10 +93,13 @@ public final class Reconciler {
 
     /// What explaining may use: the ids the environment took, and its backend to run the kind's helper.
     private func context(_ env: EnvironmentSpec, _ plans: [Plan], _ backend: Backend, _ kind: PlanKind) -> ExplainContext {
-        ExplainContext(taken: Set((store.history(env.name) + plans).map(\.id)), manifests: ManifestStore(layout: store.layout),
-                       keepsParsedManifests: true) { commit, command in
+        var context = ExplainContext(taken: Set((store.history(env.name) + plans).map(\.id)), manifests: ManifestStore(layout: store.layout),
+                                     keepsParsedManifests: true) { commit, command in
             try backend.inspect(commit, env: env, kind: kind, command: command)
         }
+        let here = LocalProcessBackend(repo: planner.repo, desired: planner.desired, layout: store.layout, console: console)
+        context.inspectHere = { commit, command in try here.inspect(commit, env: env, kind: kind, command: command) }
+        return context
     }
 
     /// A plan left building or running by a run that died: the backend says whether its attempt died
