@@ -111,14 +111,20 @@ final class LocalProcessBackend: Backend {
                 tools.note("left out the symbolic link \(link.path) -> \(link.target): it leads outside the project")
             }
             let project = try attempt.kind.project(at: ObjectID(hex: attempt.plan.commit))
-            let projectDir = project.projectDir.isEmpty ? exportDir : "\(exportDir)/\(project.projectDir)"
-            // Warm parsing: the last deploy's partial-parse file (dbt accepts one made in another
-            // folder and re-parses only what changed; one it cannot use, it ignores).
-            let warm = "\(layout.manifests(attempt.env.name))/partial_parse.msgpack"
-            if attempt.kind.buildsImage, FileManager.default.fileExists(atPath: warm) {
-                try FileManager.default.createDirectory(atPath: "\(folder)/dbt-target", withIntermediateDirectories: true)
-                if (try? FileManager.default.copyItem(atPath: warm, toPath: "\(folder)/dbt-target/partial_parse.msgpack")) != nil {
-                    tools.note("reusing the partial-parse file of the last deploy (\(warm))")
+            var projectDir = project.projectDir.isEmpty ? exportDir : "\(exportDir)/\(project.projectDir)"
+            if attempt.kind.buildsImage {
+                // dbt sees the project at one path per environment (a link to this export), so the
+                // last deploy's partial-parse file, made at the same path, is reused (warm parsing).
+                let stable = URL(fileURLWithPath: layout.currentProject(attempt.env.name)).standardizedFileURL.path
+                try Self.link(stable, to: projectDir)
+                projectDir = stable
+                let kept = layout.manifests(attempt.env.name)
+                let root = try? String(contentsOfFile: "\(kept)/partial_parse.root", encoding: .utf8)
+                if root == stable, FileManager.default.fileExists(atPath: "\(kept)/partial_parse.msgpack") {
+                    try FileManager.default.createDirectory(atPath: "\(folder)/dbt-target", withIntermediateDirectories: true)
+                    if (try? FileManager.default.copyItem(atPath: "\(kept)/partial_parse.msgpack", toPath: "\(folder)/dbt-target/partial_parse.msgpack")) != nil {
+                        tools.note("reusing the partial-parse file of the last deploy (\(kept)/partial_parse.msgpack)")
+                    }
                 }
             }
             let tool = try tools.tool(attempt.kind.tool, requirements: project.requirementsFile(in: exportDir), environment: environment)
@@ -191,6 +197,18 @@ final class LocalProcessBackend: Backend {
             let shown = attempt.kind.displayCommand(attempt.plan, env: attempt.env) ?? command
             attempt.notes.append("ran \(shown.joined(separator: " ")) in \(formatDuration(Date().timeIntervalSince(start)))")
             return .succeeded
+        }
+    }
+
+    /// Points the link at `path` to `target`, replacing it in one rename.
+    static func link(_ path: String, to target: String) throws {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let temporary = "\(path).tmp-\(getpid())"
+        unlink(temporary)
+        guard symlink(target, temporary) == 0, rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw EngineError("cannot point \(path) at \(target): \(reason)")
         }
     }
 

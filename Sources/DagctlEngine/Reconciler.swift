@@ -244,7 +244,8 @@ public final class Reconciler {
         }
         let target = "\(store.layout.build(plan.id, attempt: n))/dbt-target"
         do {
-            try manifests.keep(env.name, target: target, commit: plan.commit, source: "the deploy of \(plan.id)")
+            try manifests.keep(env.name, target: target, commit: plan.commit, source: "the deploy of \(plan.id)",
+                               projectRoot: URL(fileURLWithPath: store.layout.currentProject(env.name)).standardizedFileURL.path)
             return nil
         } catch {
             return "warning: the manifest of \(plan.id) was not kept (\(error)); the next precise plan runs dbt parse"

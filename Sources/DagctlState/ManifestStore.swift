@@ -28,13 +28,15 @@ public struct ManifestStore: Sendable {
 
     /// Keeps a run's `target/` artifacts for `env`. Returns the index made from them.
     @discardableResult
-    public func keep(_ env: String, target: String, commit: String, source: String) throws -> DependencyIndex {
+    public func keep(_ env: String, target: String, commit: String, source: String, projectRoot: String? = nil) throws -> DependencyIndex {
         let manifestPath = "\(target)/manifest.json"
         guard let manifest = FileManager.default.contents(atPath: manifestPath) else {
             throw StateError.writeFailed(path: manifestPath, reason: "dbt left no manifest.json")
         }
         let index = try DependencyIndex.build(manifest: manifest, commit: commit, source: source)
         try keep(env, index: index, manifest: manifest, partialParse: FileManager.default.contents(atPath: "\(target)/partial_parse.msgpack"))
+        // The path dbt saw the project at: its partial-parse file holds it, and is reused only there.
+        if let projectRoot { try StateStore.atomicWrite(Data(projectRoot.utf8), to: "\(folder(env))/partial_parse.root") }
         return index
     }
 

@@ -9,6 +9,7 @@ import DagctlSpec
 /// <dir>/logs/<plan>/attempt-<n>/            build.log, run.log, run_results.json
 /// <dir>/builds/<plan>/attempt-<n>/          project/ (the export), dbt-target/, dbt-logs/
 /// <dir>/cache/venvs/<key>/                  virtualenvs by requirements and Python version
+/// <dir>/cache/projects/<env>                a link to the dbt project of the environment's current build
 /// <dir>/logs/explain/<env>.log              what a SQLMesh explain printed, the last time
 /// <dir>/manifests/<env>/                  the last deploy's manifest.json, partial_parse.msgpack, index.json
 /// <dir>/outbox/dropped.jsonl                notifications given up (undelivered ones are in the state file)
@@ -29,6 +30,10 @@ public struct StateLayout: Sendable, Equatable {
     public func build(_ plan: String) -> String { "\(builds)/\(plan)" }
     public func build(_ plan: String, attempt: Int) -> String { "\(build(plan))/attempt-\(attempt)" }
     public var virtualenvs: String { "\(directory)/cache/venvs" }
+    /// The path dbt is given as `--project-dir` for an environment's local builds: a link to the
+    /// current attempt's project. dbt records absolute paths in its partial-parse file, so a stable
+    /// path is what lets the next deploy reuse it (a seed found at a pruned build folder would fail).
+    public func currentProject(_ env: String) -> String { "\(directory)/cache/projects/\(env)" }
     /// Where a plan kind's helper looks at a commit (an export removed right after).
     public func inspection(_ env: String) -> String { "\(directory)/cache/explain/\(env)" }
     /// What the helper printed on stderr the last time it looked for `env`.

@@ -92,7 +92,7 @@ struct SQLMeshSpecTests {
         #expect(forSQLMesh.count == 3)
         #expect(forSQLMesh.contains { $0.hasPrefix("environments/prod.yaml:2: 'target': does not apply to a sqlmesh project") }, "\(forSQLMesh)")
         #expect(forSQLMesh.contains { $0.hasPrefix("environments/prod.yaml:3: 'select_downstream'") })
-        #expect(env.keysNotFor(.dbt).map(\.description) == ["environments/prod.yaml:5: 'sqlmesh_environment': does not apply to a dbt project (.dagctl/config.yaml says kind: dbt); its environments take target, select_downstream and profiles_dir: remove it"])
+        #expect(env.keysNotFor(.dbt).map(\.description) == ["environments/prod.yaml:5: 'sqlmesh_environment': does not apply to a dbt project (.dagctl/config.yaml says kind: dbt); its environments take target, select_downstream, profiles_dir and scope_mode: remove it"])
         let plain = try EnvironmentSpec.parse("ref: main\n", name: "dev", file: "d", members: nil)
         #expect(plain.sqlmeshEnvironment == "dev", "the environment's name by default")
         #expect(throws: SpecIssues.self) { try EnvironmentSpec.parse("ref: main\nsqlmesh_environment: Prod-EU\n", name: "dev", file: "d", members: nil) }

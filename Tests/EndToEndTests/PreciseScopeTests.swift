@@ -89,6 +89,12 @@ struct PreciseScopeTests {
         #expect(plan["select"] as? [String] == ["assert_no_negative_amounts,resource_type:test", "raw_customers,resource_type:seed"], "\(plan)")
         let ran = try p.deploy()
         #expect(ran == ["seed.shop.raw_customers", "test.shop.assert_no_negative_amounts"], "\(ran)")
+        // Warm parsing: the deploy started from the first deploy's partial-parse file, and dbt used it
+        // (the project is at one path per environment, so the seed's recorded path is still right).
+        let id = try #require(p.ws.devPlans().last?["id"] as? String)
+        #expect(p.ws.dir.read("state/logs/\(id)/attempt-1/build.log")?.contains("reusing the partial-parse file of the last deploy") == true)
+        let dbtLog = try #require(p.ws.dir.read("state/builds/\(id)/attempt-1/dbt-logs/dbt.log"))
+        #expect(dbtLog.contains("Partial parsing enabled") && !dbtLog.contains("Unable to do partial parsing"), "\(dbtLog.prefix(3000))")
     }
 
     /// A yml change selects what changed in meaning: a description alone selects nothing (no
