@@ -6,7 +6,12 @@ import Foundation
 struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
-        abstract: "Preview what reconcile would do: the next plan of each environment. Writes and runs nothing.")
+        abstract: "Preview what reconcile would do: the next plan of each environment. Records and deploys nothing.",
+        discussion: """
+            Runs no dbt build. It may ask the tools what they would do: SQLMesh's planner for a SQLMesh \
+            project, and dbt parse of the deployed commit for a scope_mode: precise environment without \
+            a kept manifest (their output goes to state/logs/explain/).
+            """)
 
     @OptionGroup var inputs: InputOptions
 

@@ -114,7 +114,14 @@ public struct DbtPlans: PlanKind {
         do { paths = try DbtPaths.parse(String(decoding: dbtData, as: UTF8.self), file: "\(label):\(dbtFile)") } catch {
             throw EngineError(error.description)
         }
-        let categorizer = Categorizer(projectDir: config.projectDir, paths: paths)
+        let packageFiles = ["packages.yml", "dependencies.yml"].map { config.projectDir.isEmpty ? $0 : "\(config.projectDir)/\($0)" }
+        var localPackages: [String] = []
+        for file in packageFiles {
+            for at in [commit] + (base.flatMap { isFullSHA($0) && repo.hasCommit(ObjectID(hex: $0)) ? ObjectID(hex: $0) : nil }.map { [$0] } ?? []) {
+                if let data = try repo.file(file, at: at) { localPackages += Categorizer.localPackages(in: String(decoding: data, as: UTF8.self)) }
+            }
+        }
+        let categorizer = Categorizer(projectDir: config.projectDir, paths: paths, localPackages: localPackages)
 
         let situation: BaseSituation
         var baseCommit: ObjectID?

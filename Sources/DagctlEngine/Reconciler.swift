@@ -231,11 +231,10 @@ public final class Reconciler {
         guard kind.buildsImage, case .local = env.backend, let n = plan.attempts.last?.n else { return nil }
         let manifests = ManifestStore(layout: store.layout)
         guard kind.hasRunPhase(plan) else {
-            // build_only ran no dbt. When nothing dbt reads changed, or precise scope found that the
-            // change reaches no node, the kept index is still true of this commit (a new macro nothing
-            // calls is missing from it, and a later change to it is planned all).
-            let unreached = plan.scopeMode != nil || plan.changes.allSatisfy { $0.category == .other }
-            if unreached, case .success(var index)? = manifests.index(env.name),
+            // build_only ran no dbt. Only when no file of the project changed is the kept index still
+            // true of this commit; otherwise the next precise plan parses the commit it deployed.
+            let untouched = plan.changes.allSatisfy { $0.category == .other && !$0.path.hasSuffix(".yml") && !$0.path.hasSuffix(".yaml") && !$0.path.hasSuffix(".md") && !$0.path.hasSuffix(".sql") && !$0.path.hasSuffix(".py") && !$0.path.hasSuffix(".csv") }
+            if untouched, case .success(var index)? = manifests.index(env.name),
                index.commit == plan.base {
                 index.commit = plan.commit
                 try? manifests.keep(env.name, index: index, manifest: nil, partialParse: nil)

@@ -1,3 +1,4 @@
+import Foundation
 import DagctlSpec
 
 /// What kind of dbt file a changed path is (SPEC §3).
@@ -19,13 +20,17 @@ public struct Categorizer: Sendable {
                                                   "package-lock.yml", "selectors.yml"]
     public var projectDir: String
     public var paths: DbtPaths
+    /// Folders of `local:` packages (relative to the project folder): dbt installs their macros and
+    /// models like the project's own.
+    public var localPackages: [String] = []
     // Folder prefixes with their trailing slash, computed once: categorizing runs for every changed path.
     private let projectPrefix: String
     private let modelFolders, testFolders, macroFolders, seedFolders, snapshotFolders: [String]
 
-    public init(projectDir: String, paths: DbtPaths) {
+    public init(projectDir: String, paths: DbtPaths, localPackages: [String] = []) {
         self.projectDir = RelativePath.normalize(projectDir)
         self.paths = paths
+        self.localPackages = localPackages.map { RelativePath.normalize($0) }.filter { !$0.isEmpty && !$0.hasPrefix("..") }
         projectPrefix = self.projectDir.isEmpty ? "" : self.projectDir + "/"
         func prefixes(_ folders: [String]) -> [String] { folders.map { $0.isEmpty ? "" : $0 + "/" } }
         modelFolders = prefixes(paths.modelPaths)
@@ -45,6 +50,9 @@ public struct Categorizer: Sendable {
         guard let rel = projectRelative(path) else { return .other }
         if !rel.contains("/") && Self.configFiles.contains(String(rel)) { return .config }
         let ext = Self.fileExtension(rel)
+        // A local package's files are code dbt runs like the project's macros.
+        if localPackages.contains(where: { rel.hasPrefix($0 + "/") }) { return .macro }
+        let properties = ext == "yml" || ext == "yaml"
         if Self.isUnder(rel, modelFolders) {
             if ext == "sql" || ext == "py" { return .model }
             if ext == "yml" || ext == "yaml" { return .test }
@@ -52,12 +60,22 @@ public struct Categorizer: Sendable {
         }
         if Self.isUnder(rel, testFolders) { return ext == "sql" || ext == "yml" || ext == "yaml" ? .test : .other }
         if Self.isUnder(rel, macroFolders) { return .macro }
-        if Self.isUnder(rel, seedFolders) { return ext == "csv" ? .seed : .other }
+        if Self.isUnder(rel, seedFolders) { return ext == "csv" ? .seed : properties ? .test : .other }
+        // dbt reads properties files in analysis folders too (they may describe models).
+        if properties && (rel.hasPrefix("analyses/") || rel.hasPrefix("analysis/")) { return .test }
         if Self.isUnder(rel, snapshotFolders) { return .snapshot }
         return .other
     }
 
     /// The dbt model name of a model file: its file name without the extension.
+    /// The `local:` package folders a `packages.yml` or `dependencies.yml` names.
+    public static func localPackages(in text: String) -> [String] {
+        guard let regex = try? NSRegularExpression(pattern: "^\\s*-?\\s*local:\\s*[\"']?([^\"'\\s#]+)", options: [.anchorsMatchLines]) else { return [] }
+        return regex.matches(in: text, range: NSRange(text.startIndex..., in: text)).compactMap {
+            Range($0.range(at: 1), in: text).map { String(text[$0]) }
+        }
+    }
+
     public static func modelName(_ path: String) -> String {
         let file = fileName(Substring(path))
         guard let dot = file.utf8.lastIndex(of: UInt8(ascii: ".")) else { return String(file) }

@@ -4,7 +4,7 @@ import Foundation
 /// explaining never reads a 20 MB manifest (SPEC §11): which macros and nodes call each macro, which
 /// nodes each file defines or patches, and each node's type and name.
 public struct DependencyIndex: Codable, Sendable, Equatable {
-    public static let currentFormat = 1
+    public static let currentFormat = 2
 
     public struct Node: Codable, Sendable, Equatable {
         /// model, seed, snapshot, test, …
@@ -18,8 +18,10 @@ public struct DependencyIndex: Codable, Sendable, Equatable {
         public var attachedTo: String?
         /// `persist_docs` is on: a description change is written to the warehouse.
         public var persistsDocs: Bool?
+        /// Models: `config.materialized` (an ephemeral model is inlined into its children).
+        public var materialized: String?
 
-        enum CodingKeys: String, CodingKey { case type, name, file, patch, attachedTo = "attached_to", persistsDocs = "persists_docs" }
+        enum CodingKeys: String, CodingKey { case type, name, file, patch, materialized, attachedTo = "attached_to", persistsDocs = "persists_docs" }
     }
 
     public var format: Int
@@ -85,7 +87,8 @@ public struct DependencyIndex: Codable, Sendable, Equatable {
             let persist = config?["persist_docs"] as? [String: Any]
             index.nodes[id] = Node(type: type, name: name, file: node["original_file_path"] as? String ?? "",
                                    patch: patchFile(node["patch_path"]), attachedTo: node["attached_node"] as? String,
-                                   persistsDocs: (persist?["relation"] as? Bool == true || persist?["columns"] as? Bool == true) ? true : nil)
+                                   persistsDocs: (persist?["relation"] as? Bool == true || persist?["columns"] as? Bool == true) ? true : nil,
+                                   materialized: type == "model" ? config?["materialized"] as? String : nil)
             for callee in macros(of: node) { index.callers[callee, default: []].append(id) }
         }
         for (id, value) in (doc["sources"] as? [String: Any]) ?? [:] {
@@ -104,6 +107,16 @@ public struct DependencyIndex: Codable, Sendable, Equatable {
     /// Ids of the nodes a yml file describes (`patch_path`).
     public func nodes(patchedBy file: String) -> [String] {
         nodes.filter { $0.value.patch == file }.map(\.key).sorted()
+    }
+
+    /// Every macro that calls `macro`, directly or through other macros.
+    public func callingMacros(of macro: String) -> Set<String> {
+        var seen: Set<String> = []
+        var queue = [macro]
+        while let current = queue.popLast() {
+            for caller in callers[current] ?? [] where caller.hasPrefix("macro.") && seen.insert(caller).inserted { queue.append(caller) }
+        }
+        return seen
     }
 
     /// Every node that calls `macro`, directly or through other macros, with the chain's first macro

@@ -62,6 +62,9 @@ public struct PreciseScope {
     private func look(at path: String, category: Category, _ kind: ChangeKind, _ add: (String, String) -> Void) throws(All) {
         guard let rel = categorizer.projectRelative(path).map(String.init) else { return }
         let ext = Categorizer.fileExtension(Substring(rel))
+        if ext == "yml" || ext == "yaml", category != .config {
+            return try propertiesFile(path, rel, add)  // dbt reads properties in every resource folder
+        }
         switch category {
         case .config:
             throw All(reason: "\(path) changed: dbt reads it for every node")
@@ -93,6 +96,10 @@ public struct PreciseScope {
                 }
             }
         case .other:
+            // A `{% docs %}` block reaches the warehouse through nodes that persist their docs.
+            if ext == "md", index.nodes.values.contains(where: { $0.persistsDocs == true }) {
+                throw All(reason: "\(path) changed and may hold docs blocks of nodes that persist their docs (persist_docs)")
+            }
             return
         }
     }
@@ -106,8 +113,10 @@ public struct PreciseScope {
     /// A macro file: every node that calls one of its macros, at any depth.
     private func macroFile(_ path: String, _ rel: String, _ add: (String, String) -> Void) throws(All) {
         let base = read(path, .base) ?? "", head = read(path, .head) ?? ""
-        // Jinja comments never render: a change to them alone changes nothing dbt compiles.
-        if !base.isEmpty, !head.isEmpty, Self.withoutJinjaComments(base) == Self.withoutJinjaComments(head) { return }
+        // Jinja comments never render: a change to them alone changes nothing dbt compiles. (Not
+        // trusted where `{#` could be text: raw blocks, or quoted.)
+        if !base.isEmpty, !head.isEmpty, Self.commentsAreSimple(base), Self.commentsAreSimple(head),
+           Self.withoutJinjaComments(base) == Self.withoutJinjaComments(head) { return }
         if Self.hasBlock("materialization", in: base) || Self.hasBlock("materialization", in: head) {
             throw All(reason: "\(path) defines a materialization, which dbt uses without recording it")
         }
@@ -120,18 +129,49 @@ public struct PreciseScope {
                 throw All(reason: "\(path) changes \(name), an override of one of dbt's own macros, which dbt calls without recording it")
             }
         }
-        let ids = index.macroFiles[categorizer.projectRelative(path).map(String.init) ?? rel] ?? []
+        let ids = index.macroFiles[rel] ?? []
         if ids.isEmpty && !base.isEmpty && !declared.isEmpty {
             throw All(reason: "\(path) changed, and the base manifest does not say which macros it defines")
         }
+        // A macro the base did not have reaches no node, unless it takes another's place: a dispatch
+        // implementation (`duckdb__x`), a macro of the same name elsewhere, or a context function.
+        let known = Set(index.macroNames.values)
+        for name in declared.sorted() where !ids.contains(where: { index.macroNames[$0] == name }) {
+            if name.contains("__") || known.contains(name) || Self.contextFunctions.contains(name) {
+                throw All(reason: "\(path) defines \(name), which can take the place of a macro or function dbt already calls")
+            }
+        }
         for id in ids {
             let name = index.macroNames[id] ?? id
+            for caller in index.callingMacros(of: id) {
+                let callerName = index.macroNames[caller] ?? caller
+                if Self.implicitMacros.contains(callerName) || callerName.hasPrefix("materialization_") || index.builtinMacros.contains(callerName) {
+                    throw All(reason: "\(path) changes \(name), which \(callerName) calls, and dbt uses \(callerName) without recording it")
+                }
+            }
             for (node, through) in index.callingNodes(of: id).sorted(by: { $0.key < $1.key }) {
                 guard let info = index.nodes[node] else { continue }
                 let via = through == id ? "" : " through \(index.macroNames[through] ?? through)"
-                try add(selector(type: info.type, name: info.name), "calls macro \(name) (\(path))\(via)")
+                switch info.type {
+                case "model", "seed", "snapshot", "test":
+                    try add(selector(type: info.type, name: info.name), "calls macro \(name) (\(path))\(via)")
+                case "analysis":
+                    continue
+                default:
+                    throw All(reason: "\(path) changes \(name), which \(info.type) \(info.name) calls (a hook runs with every build, not by selection)")
+                }
             }
         }
+    }
+
+    /// What a project macro of the same name replaces in dbt's context.
+    static let contextFunctions: Set<String> = ["ref", "source", "config", "var", "env_var", "is_incremental", "run_query",
+                                                 "statement", "log", "return", "adapter", "this", "target", "graph"]
+
+    /// Whether `{#` and `#}` can only be comment markers: no raw block, none in quotes.
+    static func commentsAreSimple(_ text: String) -> Bool {
+        !text.contains("raw %}") && !text.contains("raw -%}") &&
+            !["\"{#", "'{#", "#}\"", "#}'"].contains { text.contains($0) }
     }
 
     /// A properties file: the nodes whose entries changed in meaning (descriptions only where dbt
@@ -158,9 +198,12 @@ public struct PreciseScope {
             case "snapshots": type = "snapshot"
             case "sources":
                 if old[key]?.withoutDocs == new[key]?.withoutDocs { continue }
-                add("source:\(name)", "defined in \(path)")
                 guard Explain.isSafeModelName(name) else { throw All(reason: "source '\(name)' cannot be selected exactly") }
+                // Its tests and the models that read it (their SQL names its tables).
+                add(selectDownstream ? "source:\(name)+" : "source:\(name)+1", "defined in \(path)")
                 continue
+            case "macros" where old[key]?.withoutDocs == new[key]?.withoutDocs:
+                continue  // a macro's documentation
             default:
                 throw All(reason: "\(path) changed '\(section)' entry '\(name)', which dagctl does not map to nodes")
             }
@@ -191,7 +234,10 @@ public struct PreciseScope {
                 // Canonical forms are one-element JSON arrays: `["not_null"]` for a plain test.
                 guard let data = test.data(using: .utf8), let plain = (try? JSONDecoder().decode([String].self, from: data))?.first,
                       !plain.contains("."), Explain.isSafeModelName(plain) else { return ["\(node)+1,resource_type:test"] }
-                let name = [plain, node, location].filter { !$0.isEmpty }.joined(separator: "_")
+                // dbt names a test on a node without a column with a trailing `_`, and not predictably
+                // for every version: such tests are selected through the node.
+                guard !location.isEmpty else { return ["\(node)+1,resource_type:test"] }
+                let name = [plain, node, location].joined(separator: "_")
                 // dbt shortens long names with a hash; column names with other characters are changed too.
                 guard name.count < 60, Explain.isSafeModelName(name) else { return ["\(node)+1,resource_type:test"] }
                 names.append("\(name),resource_type:test")
@@ -208,7 +254,9 @@ public struct PreciseScope {
         }
         if type == "model" {
             if otherNames.contains(name) { throw All(reason: "model '\(name)' also names a folder or the project, so dbt --select would run more") }
-            return selectDownstream ? name + "+" : name
+            // An ephemeral model is not built: it is inlined into the models that use it.
+            let ephemeral = index.nodes.values.contains { $0.type == "model" && $0.name == name && $0.materialized == "ephemeral" }
+            return selectDownstream || ephemeral ? name + "+" : name
         }
         return selectDownstream ? "\(name)+" : "\(name),resource_type:\(type)"
     }

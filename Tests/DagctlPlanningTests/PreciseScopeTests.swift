@@ -14,6 +14,11 @@ struct PreciseScopeRuleTests {
            "macro.shop.test_positive": {"name": "test_positive", "package_name": "shop", "original_file_path": "tests/generic/positive.sql", "depends_on": {"macros": []}},
            "macro.utils.star": {"name": "star", "package_name": "utils", "original_file_path": "macros/star.sql", "depends_on": {"macros": ["macro.shop.inner"]}},
            "macro.dbt.generate_schema_name": {"name": "generate_schema_name", "package_name": "dbt", "original_file_path": "x", "depends_on": {"macros": []}},
+           "macro.shop.generate_schema_name": {"name": "generate_schema_name", "package_name": "shop", "original_file_path": "macros/schemas.sql", "depends_on": {"macros": ["macro.shop.suffix"]}},
+           "macro.shop.suffix": {"name": "suffix", "package_name": "shop", "original_file_path": "macros/suffix.sql", "depends_on": {"macros": []}},
+           "macro.shop.mark": {"name": "mark", "package_name": "shop", "original_file_path": "macros/mark.sql", "depends_on": {"macros": []}},
+           "macro.shop.eph_fmt": {"name": "eph_fmt", "package_name": "shop", "original_file_path": "macros/eph_fmt.sql", "depends_on": {"macros": []}},
+           "macro.shop.fmt": {"name": "fmt", "package_name": "shop", "original_file_path": "macros/fmt.sql", "depends_on": {"macros": []}},
            "macro.dbt_duckdb.duckdb__create_table_as": {"name": "duckdb__create_table_as", "package_name": "dbt_duckdb", "original_file_path": "x", "depends_on": {"macros": []}}
          },
          "nodes": {
@@ -22,6 +27,8 @@ struct PreciseScopeRuleTests {
            "model.shop.c": {"resource_type": "model", "name": "c", "original_file_path": "models/c.sql", "depends_on": {"macros": ["macro.utils.star"]}, "config": {}},
            "seed.shop.raw": {"resource_type": "seed", "name": "raw", "original_file_path": "seeds/raw.csv", "depends_on": {"macros": []}, "config": {}},
            "test.shop.positive_a_n.1": {"resource_type": "test", "name": "positive_a_n", "original_file_path": "models/schema.yml", "attached_node": "model.shop.a", "depends_on": {"macros": ["macro.shop.test_positive"]}, "config": {}},
+           "operation.shop.shop-on-run-start-0": {"resource_type": "operation", "name": "shop-on-run-start-0", "original_file_path": "./dbt_project.yml", "depends_on": {"macros": ["macro.shop.mark"]}, "config": {}},
+           "model.shop.eph": {"resource_type": "model", "name": "eph", "original_file_path": "models/eph.sql", "depends_on": {"macros": ["macro.shop.eph_fmt"]}, "config": {"materialized": "ephemeral"}},
            "snapshot.shop.snap": {"resource_type": "snapshot", "name": "snap", "original_file_path": "snapshots/snap.sql", "depends_on": {"macros": []}, "config": {}}
          },
          "sources": {"source.shop.raw_db.orders": {"original_file_path": "models/sources.yml"}}}
@@ -81,6 +88,56 @@ struct PreciseScopeRuleTests {
         let text = "{% macro inner(x) %}{{ x }}{% endmacro %}"
         let d = try decide([("macros/inner.sql", .modified)], base: ["macros/inner.sql": text], head: ["macros/inner.sql": "{# why #}\n" + text])
         #expect(d.scope == .buildOnly)
+    }
+
+    /// Found by an attack: each of these once deployed without rebuilding what it changed.
+    @Test func changesThatReachNodesIndirectly() throws {
+        func macro(_ path: String, _ old: String?, _ new: String, _ kind: ChangeKind = .modified) throws -> PreciseScope.Decision {
+            try decide([(path, kind)], base: old.map { [path: $0] } ?? [:], head: [path: new])
+        }
+        // A new dispatch implementation, or a macro taking a context function's place.
+        #expect(try macro("macros/impl.sql", nil, "{% macro duckdb__fmt(c) %}upper({{ c }}){% endmacro %}", .added).scope == .all)
+        #expect(try macro("macros/ref.sql", nil, "{% macro ref(n) %}{{ builtins.ref(n) }}{% endmacro %}", .added).scope == .all)
+        #expect(try macro("macros/again.sql", nil, "{% macro inner(x) %}2{% endmacro %}", .added).scope == .all, "a second macro of a known name")
+        // A helper of generate_schema_name.
+        let helper = try macro("macros/suffix.sql", "{% macro suffix() %}{{ return('') }}{% endmacro %}", "{% macro suffix() %}{{ return('_x') }}{% endmacro %}")
+        #expect(helper.scope == .all && helper.allBecause?.contains("which generate_schema_name calls") == true, "\(helper)")
+        // A macro a hook calls: hooks run with every build, never by selection.
+        #expect(try macro("macros/mark.sql", "{% macro mark() %}1{% endmacro %}", "{% macro mark() %}2{% endmacro %}").scope == .all)
+        // `{#` in a raw block is text, not a comment.
+        let raw = "{% macro inner(x) %}{% raw %}'{#'{% endraw %} || 'v1' || {% raw %}'#}'{% endraw %}{% endmacro %}"
+        #expect(try macro("macros/inner.sql", raw, raw.replacingOccurrences(of: "v1", with: "v2")).select == ["a", "b", "c"])
+        // An ephemeral model is inlined: its children are what runs.
+        let eph = try macro("macros/eph_fmt.sql", "{% macro eph_fmt() %}1{% endmacro %}", "{% macro eph_fmt() %}2{% endmacro %}")
+        #expect(eph.select == ["eph+"])
+    }
+
+    @Test func sourcesDocsBlocksAndPropertiesEverywhere() throws {
+        let sources = "version: 2\nsources:\n  - name: raw_db\n    tables:\n      - name: orders\n"
+        let d = try decide([("models/sources.yml", .modified)], base: ["models/sources.yml": sources],
+                           head: ["models/sources.yml": sources.replacingOccurrences(of: "- name: orders", with: "- name: orders\n        identifier: orders_v2")])
+        #expect(d.select == ["source:raw_db+1"], "its tests and the models that read it")
+        // A docs block may reach the warehouse through a node that persists docs (b does).
+        #expect(try decide([("models/docs.md", .modified)]).scope == .all)
+        // Properties in a seeds folder (column_types) and in analyses count like any other.
+        let seeds = "version: 2\nseeds:\n  - name: raw\n    config:\n      column_types: {id: integer}\n"
+        let seed = try decide([("seeds/seeds.yml", .modified)], base: ["seeds/seeds.yml": seeds],
+                              head: ["seeds/seeds.yml": seeds.replacingOccurrences(of: "integer", with: "bigint")])
+        #expect(seed.select == ["raw,resource_type:seed"])
+        let analyses = try decide([("analyses/props.yml", .added)], head: ["analyses/props.yml": "models:\n  - name: a\n    config: {materialized: view}\n"])
+        #expect(analyses.select == ["a"])
+        // A plain test on the node itself (no column): dbt's name for it is not predictable, so its node's tests.
+        let nodeTest = try decide([("models/schema.yml", .modified)], base: ["models/schema.yml": Self.schema],
+                                  head: ["models/schema.yml": Self.schema.replacingOccurrences(of: "  - name: a\n", with: "  - name: a\n    data_tests: [has_rows]\n")])
+        #expect(nodeTest.select == ["a+1,resource_type:test"])
+    }
+
+    @Test func aLocalPackageIsCodeLikeTheProjectsMacros() {
+        let packages = "packages:\n  - local: shared_pkg\n  - package: dbt-labs/dbt_utils\n    version: 1.0.0\n  - local: \"../outside\"\n"
+        #expect(Categorizer.localPackages(in: packages) == ["shared_pkg", "../outside"])
+        let categorizer = Categorizer(projectDir: "", paths: .defaults, localPackages: Categorizer.localPackages(in: packages))
+        #expect(categorizer.category(of: "shared_pkg/macros/double.sql") == .macro, "so paths mode builds all, and precise mode too (its macros are not the project's)")
+        #expect(categorizer.category(of: "shared_pkg_other/x.sql") == .other)
     }
 
     @Test func anUnknownMacroFileIsAllAndANewUncalledMacroIsNothing() throws {
