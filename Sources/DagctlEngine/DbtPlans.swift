@@ -233,6 +233,24 @@ public struct DbtPlans: PlanKind {
         return index
     }
 
+    /// Whether none of the plan's changed files is one dbt reads (a README at the top, CI files): then
+    /// the base's manifest is still true of the plan's commit.
+    public func touchesNothingDbtReads(_ plan: Plan) -> Bool {
+        let commit = ObjectID(hex: plan.commit)
+        guard let config = try? config(at: commit, label: commit.short) else { return false }
+        let file = config.projectDir.isEmpty ? "dbt_project.yml" : "\(config.projectDir)/dbt_project.yml"
+        guard let data = try? repo.file(file, at: commit), let paths = try? DbtPaths.parse(String(decoding: data, as: UTF8.self), file: file) else {
+            return false
+        }
+        var locals: [String] = []
+        for name in ["packages.yml", "dependencies.yml"] {
+            let path = config.projectDir.isEmpty ? name : "\(config.projectDir)/\(name)"
+            if let text = try? repo.file(path, at: commit) { locals += Categorizer.localPackages(in: String(decoding: text, as: UTF8.self)) }
+        }
+        let categorizer = Categorizer(projectDir: config.projectDir, paths: paths, localPackages: locals)
+        return plan.changes.allSatisfy { !categorizer.dbtReads($0.path) && !($0.oldPath.map(categorizer.dbtReads) ?? false) }
+    }
+
     /// The member who authored the newest commit in `base..commit` that changed the version.
     func author(from base: ObjectID?, to commit: ObjectID) throws -> String? {
         func version(_ data: Data?) -> Version? {

@@ -233,8 +233,7 @@ public final class Reconciler {
         guard kind.hasRunPhase(plan) else {
             // build_only ran no dbt. Only when no file of the project changed is the kept index still
             // true of this commit; otherwise the next precise plan parses the commit it deployed.
-            let untouched = plan.changes.allSatisfy { $0.category == .other && !$0.path.hasSuffix(".yml") && !$0.path.hasSuffix(".yaml") && !$0.path.hasSuffix(".md") && !$0.path.hasSuffix(".sql") && !$0.path.hasSuffix(".py") && !$0.path.hasSuffix(".csv") }
-            if untouched, case .success(var index)? = manifests.index(env.name),
+            if (kind as? DbtPlans)?.touchesNothingDbtReads(plan) == true, case .success(var index)? = manifests.index(env.name),
                index.commit == plan.base {
                 index.commit = plan.commit
                 try? manifests.keep(env.name, index: index, manifest: nil, partialParse: nil)

@@ -68,6 +68,16 @@ public struct Categorizer: Sendable {
     }
 
     /// The dbt model name of a model file: its file name without the extension.
+    /// Whether dbt reads `path` at all: anything in the project's resource, analysis and local
+    /// package folders, or one of its config files.
+    public func dbtReads(_ path: String) -> Bool {
+        guard let rel = projectRelative(path) else { return false }
+        if category(of: path) != .other { return true }
+        let folders = modelFolders + testFolders + macroFolders + seedFolders + snapshotFolders + ["analyses/", "analysis/"]
+            + localPackages.map { $0 + "/" }
+        return Self.isUnder(rel, folders)
+    }
+
     /// The `local:` package folders a `packages.yml` or `dependencies.yml` names.
     public static func localPackages(in text: String) -> [String] {
         guard let regex = try? NSRegularExpression(pattern: "^\\s*-?\\s*local:\\s*[\"']?([^\"'\\s#]+)", options: [.anchorsMatchLines]) else { return [] }

@@ -14,7 +14,7 @@ struct CategoryTests {
         ("models/a.sql", Category.model), ("models/deep/er/b.py", .model), ("models/schema.yml", .test),
         ("models/x.yaml", .test), ("models/readme.md", .other), ("tests/t.sql", .test), ("tests/t.yml", .test),
         ("tests/fixtures/f.csv", .other), ("macros/m.sql", .macro), ("macros/sub/m.yml", .macro), ("seeds/s.csv", .seed),
-        ("seeds/s.yml", .other), ("snapshots/s.sql", .snapshot), ("dbt_project.yml", .config), ("packages.yml", .config),
+        ("seeds/s.yml", .test), ("snapshots/s.sql", .snapshot), ("dbt_project.yml", .config), ("packages.yml", .config),
         ("dependencies.yml", .config), ("package-lock.yml", .config), ("selectors.yml", .config), ("profiles.yml", .config),
         ("README.md", .other), ("Dockerfile", .other), ("requirements.txt", .other), (".dagctl/config.yaml", .other),
         ("analyses/a.sql", .other), ("modelsx/a.sql", .other), ("sub/dbt_project.yml", .other),
