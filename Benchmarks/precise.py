@@ -227,8 +227,8 @@ def ls(cwd, env, select=None, state=None):
 
 def measure(name, repo, commits, dagctl, work):
     """Deploys each commit as cron would (dagctl reconcile, real dbt on DuckDB: the deploy keeps its
-    manifest), then times the next commit's plan, explained from that kept manifest, against dbt's
-    state:modified given the same manifest."""
+    manifest, or parses its commit when it ran no dbt), then times the next commit's plan, explained
+    from that kept manifest, against dbt's state:modified given the same manifest."""
     env = dbt_env(work)
     desired = os.path.join(work, "desired")
     os.makedirs(os.path.join(desired, "environments"), exist_ok=True)
@@ -268,7 +268,6 @@ def measure(name, repo, commits, dagctl, work):
            env=env, check=False)
         given_time = time.monotonic() - start
         plan = json.loads(out.stdout)["environments"][0]["plan"]
-        assert "the deploy of" in plan.get("manifest", ""), plan
         if plan["scope"] == "all":
             ours, _ = ls(head_dir, env)
         elif plan["scope"] == "build_only":

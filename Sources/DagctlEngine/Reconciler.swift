@@ -214,7 +214,7 @@ public final class Reconciler {
             let done = context.plan
             if done.status == .succeeded {
                 report.actions.append("deployed \(done.commit.prefix(10))" + (done.version.isEmpty ? "" : " (version \(done.version))") + " to \(env.name)")
-                if let note = keepManifest(done, env: env, kind: kind) { report.actions.append(note) }
+                if let note = keepManifest(done, env: env, kind: kind, backend: backend, plans: envState.plans) { report.actions.append(note) }
                 try? prune()
             } else if done.status == .failed {
                 report.failed = true
@@ -227,16 +227,24 @@ public final class Reconciler {
 
     /// A dbt deploy on this machine keeps its manifest (and partial-parse file) for precise scope and
     /// warm parses (SPEC §11). A manifest that cannot be kept costs nothing but a note.
-    private func keepManifest(_ plan: Plan, env: EnvironmentSpec, kind: PlanKind) -> String? {
-        guard kind.buildsImage, case .local = env.backend, let n = plan.attempts.last?.n else { return nil }
+    private func keepManifest(_ plan: Plan, env: EnvironmentSpec, kind: PlanKind, backend: Backend, plans: [Plan]) -> String? {
+        guard let dbt = kind as? DbtPlans, case .local = env.backend, let n = plan.attempts.last?.n else { return nil }
         let manifests = ManifestStore(layout: store.layout)
         guard kind.hasRunPhase(plan) else {
-            // build_only ran no dbt. Only when no file of the project changed is the kept index still
-            // true of this commit; otherwise the next precise plan parses the commit it deployed.
-            if (kind as? DbtPlans)?.touchesNothingDbtReads(plan) == true, case .success(var index)? = manifests.index(env.name),
-               index.commit == plan.base {
+            // build_only ran no dbt. When no file dbt reads changed, the kept index is still true of
+            // this commit; otherwise a precise environment has its commit parsed now, at deploy time,
+            // so that the next plan is explained without running dbt.
+            if dbt.touchesNothingDbtReads(plan), case .success(var index)? = manifests.index(env.name), index.commit == plan.base {
                 index.commit = plan.commit
                 try? manifests.keep(env.name, index: index, manifest: nil, partialParse: nil)
+            } else if env.scopeMode == .precise {
+                do {
+                    let commit = ObjectID(hex: plan.commit)
+                    _ = try dbt.parsedIndex(env: env, config: try dbt.project(at: commit), base: commit,
+                                            context: context(env, plans, backend, kind))
+                } catch {
+                    return "warning: no manifest of \(plan.id) could be made (\(error)); the next precise plan runs dbt parse"
+                }
             }
             return nil
         }
