@@ -62,7 +62,7 @@ public struct PreciseScope {
     private func look(at path: String, category: Category, _ kind: ChangeKind, _ add: (String, String) -> Void) throws(All) {
         guard let rel = categorizer.projectRelative(path).map(String.init) else { return }
         let ext = Categorizer.fileExtension(Substring(rel))
-        if ext == "yml" || ext == "yaml", category != .config {
+        if ext == "yml" || ext == "yaml", category != .config, categorizer.dbtReads(path) {
             return try propertiesFile(path, rel, add)  // dbt reads properties in every resource folder
         }
         switch category {

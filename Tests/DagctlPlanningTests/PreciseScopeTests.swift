@@ -126,6 +126,9 @@ struct PreciseScopeRuleTests {
         #expect(seed.select == ["raw,resource_type:seed"])
         let analyses = try decide([("analyses/props.yml", .added)], head: ["analyses/props.yml": "models:\n  - name: a\n    config: {materialized: view}\n"])
         #expect(analyses.select == ["a"])
+        // YAML that dbt never reads (CI workflows) is nothing to it.
+        #expect(try decide([(".github/workflows/ci.yml", .modified)], base: [".github/workflows/ci.yml": "jobs: {a: 1}"],
+                           head: [".github/workflows/ci.yml": "jobs: {a: 2}"]).scope == .buildOnly)
         // A plain test on the node itself (no column): dbt's name for it is not predictable, so its node's tests.
         let nodeTest = try decide([("models/schema.yml", .modified)], base: ["models/schema.yml": Self.schema],
                                   head: ["models/schema.yml": Self.schema.replacingOccurrences(of: "  - name: a\n", with: "  - name: a\n    data_tests: [has_rows]\n")])
