@@ -133,6 +133,9 @@ public struct Planner {
             if let newest = plans.last {
                 report.manifests = backend.manifests(for: newest, env: env, kind: cycle.kind(of: newest))
             }
+            if env.suspended {
+                report.notes.append("suspended (suspend: true in \(env.file)): plans are explained and judged, but nothing is built or run until it is removed")
+            }
         } catch {
             report.errors.append("\(error)")
         }

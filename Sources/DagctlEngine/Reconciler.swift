@@ -192,6 +192,11 @@ public final class Reconciler {
                          _ envState: inout EnvironmentState, _ report: inout EnvironmentReport) throws {
         for plan in Lifecycle.due(envState.plans) {
             try Interruption.check(before: "executing \(plan.id)")
+            // Suspended: an attempt under way goes on to its end; nothing new starts.
+            if env.suspended && plan.status == .approved {
+                report.actions.append("suspended: \(plan.id) is approved and waits (suspend: true in \(env.file); remove it to resume)")
+                break
+            }
             let kind = cycle.kind(of: plan)
             // Asked once more right before it starts: a stale plan is never applied.
             if plan.status == .approved, let stale = try kind.staleness(plan, env: env, context: context(env, envState.plans, backend, kind)) {

@@ -15,6 +15,8 @@ public struct EnvironmentSpec: Sendable, Equatable {
     public var selectDownstream: Bool
     /// dbt projects: how a plan's scope is found (SPEC §3 path rules, or §11 precise).
     public var scopeMode: ScopeMode = .paths
+    /// `suspend: true`: plans are explained and judged, but nothing new is built or run.
+    public var suspended = false
     public var backend: Backend
     /// SQLMesh projects: the SQLMesh environment to plan and apply, as written (nil: the default).
     public var sqlmeshEnvironmentSetting: String?
@@ -118,6 +120,7 @@ public struct EnvironmentSpec: Sendable, Equatable {
             isEnvironmentVariableName(name) ? nil : "'\(excerpt(name))' is not a valid environment variable name; use letters, digits and '_'"
         } ?? [:]
         let downstream = doc.bool("select_downstream") ?? false
+        let suspended = doc.bool("suspend") ?? false
         var scopeMode = ScopeMode.paths
         if let text = doc.string("scope_mode") {
             if let mode = ScopeMode(rawValue: text) { scopeMode = mode } else {
@@ -144,6 +147,7 @@ public struct EnvironmentSpec: Sendable, Equatable {
         spec.sqlmeshEnvironmentSetting = sqlmeshEnvironment
         spec.gateway = gateway
         spec.scopeMode = scopeMode
+        spec.suspended = suspended
         spec.kindSpecificKeys = kindSpecific
         return spec
     }
