@@ -37,6 +37,7 @@ struct PlanCommand: ParsableCommand {
                         manifest: String? = nil) throws {
         let session = try Session.open(inputs, environments: environments)
         var planner = session.planner
+        planner.now = NotificationClock.now
         if let manifest {
             guard let data = FileManager.default.contents(atPath: manifest) else { throw Console.fail("cannot read --manifest \(manifest)") }
             do { planner.givenManifest = try DependencyIndex.build(manifest: data, commit: "", source: "--manifest \(manifest)") } catch {

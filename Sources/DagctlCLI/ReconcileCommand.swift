@@ -60,6 +60,7 @@ struct ReconcileCommand: ParsableCommand {
                 Console.out(ReportText.render([report]) + "\n")
             }
         })
+        reconciler.now = NotificationClock.now
         let reports = reconciler.run(environments: filter.names)
         switch output {
         case _ where quiet: break  // quiet wins: the action lines above are all there is

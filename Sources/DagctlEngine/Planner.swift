@@ -17,6 +17,8 @@ public struct Planner {
     public let console: FileHandle
     /// `plan --manifest FILE`: the base commit's dependency index, given; it makes the preview precise.
     public var givenManifest: DependencyIndex?
+    /// The time deploy windows are judged at (injectable for tests).
+    public var now: () -> Date = Date.init
 
     public init(repo: GitRepository, desired: DesiredState, state: StateFile, layout: StateLayout = StateLayout(directory: "state"),
                 history: @escaping (String) -> [Plan] = { _ in [] }, console: FileHandle = .standardError,
@@ -132,6 +134,12 @@ public struct Planner {
             report.plan = plans.last
             if let newest = plans.last {
                 report.manifests = backend.manifests(for: newest, env: env, kind: cycle.kind(of: newest))
+            }
+            if let newest = plans.last, newest.status.isActive, !env.windows.isEmpty {
+                switch DeployWindows.verdict(env.windows, at: now()) {
+                case .open: report.notes.append("deploy windows: open now; \(newest.id) would start")
+                case .closed(let until): report.notes.append("outside its deploy windows: \(newest.id) would wait " + DeployWindows.describe(until))
+                }
             }
             if env.suspended {
                 report.notes.append("suspended (suspend: true in \(env.file)): plans are explained and judged, but nothing is built or run until it is removed")

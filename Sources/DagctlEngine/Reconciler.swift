@@ -25,6 +25,8 @@ public final class Reconciler {
     var delivery: OutboxDelivery?
     /// The review of the newest pending plan as this run judged it, for the plan_pending event.
     private var review: ApprovalReview?
+    /// The time deploy windows are judged at (injectable for tests).
+    public var now: () -> Date = Date.init
 
     public init(planner: Planner, store: StateStore, console: FileHandle, heartbeat: TimeInterval = 15, wait: Bool = true,
                 backends: BackendFactory? = nil, delivery: OutboxDelivery? = nil,
@@ -195,6 +197,10 @@ public final class Reconciler {
             // Suspended: an attempt under way goes on to its end; nothing new starts.
             if env.suspended && plan.status == .approved {
                 report.actions.append("suspended: \(plan.id) is approved and waits (suspend: true in \(env.file); remove it to resume)")
+                break
+            }
+            if plan.status == .approved, case .closed(let until) = DeployWindows.verdict(env.windows, at: now()) {
+                report.actions.append("outside its deploy windows: \(plan.id) is approved and waits " + DeployWindows.describe(until) + " (windows in \(env.file))")
                 break
             }
             let kind = cycle.kind(of: plan)

@@ -1,3 +1,4 @@
+import Foundation
 /// `environments/<env>.yaml`: where an environment's plans come from and who may approve them.
 public struct EnvironmentSpec: Sendable, Equatable {
     public var name: String
@@ -17,6 +18,8 @@ public struct EnvironmentSpec: Sendable, Equatable {
     public var scopeMode: ScopeMode = .paths
     /// `suspend: true`: plans are explained and judged, but nothing new is built or run.
     public var suspended = false
+    /// `windows:`: when an approved plan may start (SPEC §10).
+    public var windows: [DeployWindow] = []
     public var backend: Backend
     /// SQLMesh projects: the SQLMesh environment to plan and apply, as written (nil: the default).
     public var sqlmeshEnvironmentSetting: String?
@@ -121,6 +124,30 @@ public struct EnvironmentSpec: Sendable, Equatable {
         } ?? [:]
         let downstream = doc.bool("select_downstream") ?? false
         let suspended = doc.bool("suspend") ?? false
+        var windows: [DeployWindow] = []
+        for entry in doc.mappings("windows") ?? [] {
+            let kindText = entry.string("kind", required: true)
+            let kind = kindText.flatMap(DeployWindow.Kind.init(rawValue:))
+            if let kindText, kind == nil { entry.invalid("kind", "'\(excerpt(kindText))' is not a window kind; use allow or deny") }
+            var schedule: CronSchedule?
+            if let text = entry.string("schedule", required: true) {
+                do { schedule = try CronSchedule(text) } catch { entry.invalid("schedule", error.description) }
+            }
+            var duration: TimeInterval?
+            if let text = entry.string("duration", required: true) {
+                do { duration = try DeployWindow.duration(text) } catch { entry.invalid("duration", error.description) }
+            }
+            var zone = TimeZone(identifier: "UTC")!
+            if let text = entry.string("timezone") {
+                if let z = TimeZone(identifier: text), text.contains("/") || text == "UTC" { zone = z } else {
+                    entry.invalid("timezone", "'\(excerpt(text))' is not an IANA time zone name, such as Europe/Berlin, America/New_York or UTC")
+                }
+            }
+            entry.finish()
+            if let kind, let schedule, let duration {
+                windows.append(DeployWindow(kind: kind, schedule: schedule, duration: duration, timeZone: zone))
+            }
+        }
         var scopeMode = ScopeMode.paths
         if let text = doc.string("scope_mode") {
             if let mode = ScopeMode(rawValue: text) { scopeMode = mode } else {
@@ -148,6 +175,7 @@ public struct EnvironmentSpec: Sendable, Equatable {
         spec.gateway = gateway
         spec.scopeMode = scopeMode
         spec.suspended = suspended
+        spec.windows = windows
         spec.kindSpecificKeys = kindSpecific
         return spec
     }
