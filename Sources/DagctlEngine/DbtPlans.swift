@@ -114,14 +114,9 @@ public struct DbtPlans: PlanKind {
         do { paths = try DbtPaths.parse(String(decoding: dbtData, as: UTF8.self), file: "\(label):\(dbtFile)") } catch {
             throw EngineError(error.description)
         }
-        let packageFiles = ["packages.yml", "dependencies.yml"].map { config.projectDir.isEmpty ? $0 : "\(config.projectDir)/\($0)" }
-        var localPackages: [String] = []
-        for file in packageFiles {
-            for at in [commit] + (base.flatMap { isFullSHA($0) && repo.hasCommit(ObjectID(hex: $0)) ? ObjectID(hex: $0) : nil }.map { [$0] } ?? []) {
-                if let data = try repo.file(file, at: at) { localPackages += Categorizer.localPackages(in: String(decoding: data, as: UTF8.self)) }
-            }
-        }
-        let categorizer = Categorizer(projectDir: config.projectDir, paths: paths, localPackages: localPackages)
+        let baseID = base.flatMap { isFullSHA($0) && repo.hasCommit(ObjectID(hex: $0)) ? ObjectID(hex: $0) : nil }
+        let categorizer = Categorizer(projectDir: config.projectDir, paths: paths,
+                                      localPackages: try localPackages(config, at: [commit] + (baseID.map { [$0] } ?? [])))
 
         let situation: BaseSituation
         var baseCommit: ObjectID?
@@ -242,13 +237,21 @@ public struct DbtPlans: PlanKind {
         guard let data = try? repo.file(file, at: commit), let paths = try? DbtPaths.parse(String(decoding: data, as: UTF8.self), file: file) else {
             return false
         }
-        var locals: [String] = []
-        for name in ["packages.yml", "dependencies.yml"] {
-            let path = config.projectDir.isEmpty ? name : "\(config.projectDir)/\(name)"
-            if let text = try? repo.file(path, at: commit) { locals += Categorizer.localPackages(in: String(decoding: text, as: UTF8.self)) }
-        }
+        guard let locals = try? localPackages(config, at: [commit]) else { return false }
         let categorizer = Categorizer(projectDir: config.projectDir, paths: paths, localPackages: locals)
         return plan.changes.allSatisfy { !categorizer.dbtReads($0.path) && !($0.oldPath.map(categorizer.dbtReads) ?? false) }
+    }
+
+    /// The `local:` package folders that `packages.yml` or `dependencies.yml` name at any of `commits`.
+    func localPackages(_ config: ProjectConfig, at commits: [ObjectID]) throws -> [String] {
+        var out: [String] = []
+        for name in ["packages.yml", "dependencies.yml"] {
+            let path = config.projectDir.isEmpty ? name : "\(config.projectDir)/\(name)"
+            for commit in commits {
+                if let data = try repo.file(path, at: commit) { out += Categorizer.localPackages(in: String(decoding: data, as: UTF8.self)) }
+            }
+        }
+        return out
     }
 
     /// The member who authored the newest commit in `base..commit` that changed the version.

@@ -172,16 +172,8 @@ public enum JSONLines {
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
             throw .writeFailed(path: path, reason: "it is not a regular file; remove it, and dagctl makes its own")
         }
-        var failure: String?
-        line.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 { if errno == EINTR { continue }; failure = String(cString: strerror(errno)); return }
-                offset += n
-            }
-            if fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
-        }
+        var failure = StateStore.writeAll(fd, line)
+        if failure == nil, fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
         if let failure { throw .writeFailed(path: path, reason: failure) }
     }
 }

@@ -146,15 +146,7 @@ public struct StateStore: Sendable {
         unlink(temp)
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard fd >= 0 else { throw .writeFailed(path: path, reason: String(cString: strerror(errno))) }
-        var failure: String?
-        data.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 { if errno == EINTR { continue }; failure = String(cString: strerror(errno)); return }
-                offset += n
-            }
-        }
+        var failure = writeAll(fd, data)
         if failure == nil, fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
         close(fd)
         FailPoint.hit(FailPoint.stateTempWritten)
@@ -166,6 +158,19 @@ public struct StateStore: Sendable {
         FailPoint.hit(FailPoint.stateRenamed)
         let dirFD = open(dir, O_RDONLY | O_DIRECTORY)
         if dirFD >= 0 { fsync(dirFD); close(dirFD) }
+    }
+
+    /// Writes all of `data` to `fd` (retrying interrupted and short writes); the system's error, or nil.
+    static func writeAll(_ fd: Int32, _ data: Data) -> String? {
+        data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 { if errno == EINTR { continue }; return String(cString: strerror(errno)) }
+                offset += n
+            }
+            return nil
+        }
     }
 
     static func describe(_ error: Error) -> String {
