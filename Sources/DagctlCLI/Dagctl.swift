@@ -21,7 +21,7 @@ public struct Dagctl: ParsableCommand {
             """,
         version: version,
         subcommands: [InitCommand.self, ValidateCommand.self, PlanCommand.self, ReconcileCommand.self, StatusCommand.self,
-                      ApproveCommand.self, RetryCommand.self, LogsCommand.self, ServeCommand.self, ReportCommand.self,
+                      ApproveCommand.self, RetryCommand.self, RollbackCommand.self, LogsCommand.self, ServeCommand.self, ReportCommand.self,
                       NotifyCommand.self, CompletionsCommand.self])
 
     public init() {}

@@ -74,3 +74,56 @@ struct RetryCommand: ParsableCommand {
         }
     }
 }
+
+struct RollbackCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rollback",
+        abstract: "Write (and sign) a request to roll an environment back to an earlier deploy and pin it there.",
+        discussion: """
+            Writes rollbacks/<env>.yaml. The next reconcile explains the rollback plan <env>-rollback-<10 hex> \
+            from the deployed commit back to the target's commit; it needs the environment's approvals like \
+            any plan. Until the file is deleted the environment is pinned: new versions are explained but \
+            not deployed.
+            """)
+
+    @Argument(help: "The environment to roll back.")
+    var env: String
+
+    @Option(help: ArgumentHelp("The plan to go back to: one that succeeded in the environment (dagctl status --env ENV).", valueName: "plan-id"))
+    var to: String
+
+    @Option(name: .customLong("as"), help: ArgumentHelp("The member asking.", valueName: "member"))
+    var member: String
+
+    @Option(help: ArgumentHelp("SSH private key to sign with (one of the member's keys in members.yaml).", valueName: "path"))
+    var key: String?
+
+    @Flag(help: "Replace an existing rollbacks/<env>.yaml.")
+    var force = false
+
+    @OptionGroup var inputs: InputOptions
+
+    func validate() throws {
+        guard Names.isValid(env) else { throw ValidationError("'\(env)' is not a valid environment name") }
+        guard Names.isValid(member) else { throw ValidationError("'\(member)' is not a valid member name") }
+        guard Names.isValidPlanID(to) else { throw ValidationError("'\(to)' is not a plan id") }
+    }
+
+    func run() throws {
+        let session = try Session.open(inputs)
+        let writer = DecisionWriter(planner: session.planner, history: session.store.history)
+        do {
+            let (path, target) = try writer.rollback(env: env, to: to, as: member, keyPath: key, force: force)
+            Console.out("wrote \(path) (rollback of \(env) to \(target.id), commit \(target.commit.prefix(10)), by \(member)\(key == nil ? "" : ", signed"))\n")
+            let deployed = session.planner.state.environments[env]?.deployed
+            if deployed?.commit == target.commit {
+                Console.out("\(env) is deployed at that commit already: the file pins it there\n")
+            } else {
+                Console.out("commit it to the desired-state repository; the next reconcile explains the rollback plan \(env)-rollback-\(target.commit.prefix(10)), which needs \(env)'s approvals like any plan\n")
+            }
+            Console.out("while the file exists \(env) is pinned (new versions are explained, not deployed); delete it to unpin\n")
+        } catch {
+            throw Console.fail("\(error)")
+        }
+    }
+}

@@ -21,6 +21,11 @@ enum ReportJSON {
             fields.append(("protected", .bool(spec.protected)))
             fields.append(("backend", .string(spec.backend.kindName)))
         }
+        if let pin = r.pin {
+            fields.append(("pinned", .object([("file", .string(pin.name)), ("to", .string(pin.to)), ("by", .string(pin.by)),
+                                               ("valid", .bool(pin.isValid)), ("problem", .string(pin.problem)),
+                                               ("unpin", .string("delete \(pin.name)"))])))
+        }
         if let inSync = r.inSync { fields.append(("in_sync", .string(inSync))) }
         if let preview = r.preview { fields.append(("preview", .string(preview))) }
         if !r.actions.isEmpty { fields.append(("actions", .strings(r.actions))) }
@@ -56,6 +61,7 @@ enum ReportJSON {
             ("new", .bool(r.isNewPlan)),
             ("status_reason", .string(p.statusReason)),
             ("created_at", .string(p.createdAt)),
+            ("rollback", p.rollback.map { .object([("to", .string($0.to)), ("by", .string($0.by))]) } ?? .null),
         ]
         if let reasons = p.reasons {
             fields.append(("reasons", .object(reasons.keys.sorted().map { ($0, .strings(reasons[$0]!)) })))

@@ -27,8 +27,12 @@ enum ReportMarkdown {
         } else {
             out += "| deployed | nothing yet |\n"
         }
+        if let pin = r.pin, pin.isValid {
+            out += "| pinned | by \(code(pin.name)) at \(code(pin.to ?? "?")) (asked by \(pin.by ?? "?")): new versions are explained but not deployed; delete the file to unpin |\n"
+        }
         if let p = r.plan {
             out += "| plan | \(code(p.id)) **\(p.status.rawValue)**\(r.isNewPlan ? " (new)" : "")\(p.author.map { ", author \($0)" } ?? "") |\n"
+            if let rollback = p.rollback { out += "| rollback | to \(code(rollback.to)), asked by \(rollback.by) |\n" }
             switch p.scope {
             case .selective: out += "| scope | selective: \(p.select.map(code).joined(separator: " ")) |\n"
             case .all: out += "| scope | all |\n"

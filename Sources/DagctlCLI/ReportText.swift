@@ -35,6 +35,10 @@ enum ReportText {
         } else if r.spec != nil {
             row("deployed", "nothing yet")
         }
+        if let pin = r.pin, pin.isValid {
+            row("pinned", "by \(pin.name) at \(pin.to ?? "?") (asked by \(pin.by ?? "?"))")
+            more("new versions are explained but not deployed; delete \(pin.name) to unpin")
+        }
         if let preview = r.preview { row("preview", preview) }
         if let inSync = r.inSync { row("sqlmesh", "in sync at \(short(inSync))") }
         for note in r.notes { row("note", note) }
@@ -43,6 +47,7 @@ enum ReportText {
             if r.isNewPlan { text += "  (new)" }
             if let author = p.author { text += "  author \(author)" }
             row("plan", text)
+            if let rollback = p.rollback { more("a rollback to \(rollback.to), asked by \(rollback.by)") }
             if r.commitsBehind > 0 {
                 more("\(r.ref ?? "head") is \(r.commitsBehind) commit\(r.commitsBehind == 1 ? "" : "s") ahead of this plan"
                      + (p.scope == .sqlmesh ? "" : "; bump the version to plan them"))

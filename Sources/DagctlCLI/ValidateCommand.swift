@@ -11,14 +11,14 @@ struct ValidateCommand: ParsableCommand {
         commandName: "validate",
         abstract: "Check every input file and what is on disk for the current plans; list every problem.",
         discussion: """
-            Checks members.yaml, environments/*.yaml and every approvals/ and retries/ file; at each \
+            Checks members.yaml, environments/*.yaml and every approvals/, retries/ and rollbacks/ file; at each \
             environment's ref, .dagctl/config.yaml, the requirements file it names, and dbt_project.yml \
             (a dbt project: its path settings, and that a plan can be explained) or SQLMesh's config; and, \
             for each environment's current plan (the newest in the state file, or the one a version bump \
             would explain), its approval and retry files judged as reconcile would: a self-approval on a \
             protected environment, a signature that does not verify, a copy under another name, … each \
-            with its reason. Runs neither dbt nor SQLMesh. Prints every problem as file:line: 'key': what \
-            is wrong, and exits 1 if there is any.
+            with its reason; and rollbacks/<env>.yaml judged the same way. Runs neither dbt nor SQLMesh. \
+            Prints every problem as file:line: 'key': what is wrong, and exits 1 if there is any.
             """)
 
     @OptionGroup var inputs: InputOptions
@@ -90,6 +90,9 @@ struct ValidateCommand: ParsableCommand {
         let judgement = planner.cycle.judge(env, plans: plans)
         var out = (judgement.review?.verdicts ?? []).filter { !$0.valid && !skipping.contains($0.file) }.map { "\($0.file): does not count for the plan: \($0.reason ?? "invalid")" }
         if let ignored = judgement.retryIgnored { out.append(ignored) }
+        if let pin = planner.cycle.pin(env, plans: planner.history(env.name) + plans), let problem = pin.problem, !skipping.contains(pin.file) {
+            out.append("\(pin.file): refused, so it holds '\(env.name)' (nothing new is deployed) until it is fixed or deleted: \(problem)")
+        }
         return out
     }
 }

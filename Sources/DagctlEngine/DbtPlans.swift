@@ -27,7 +27,7 @@ public struct DbtPlans: PlanKind {
     public func trigger(env: EnvironmentSpec, head: ObjectID, state: EnvironmentState, label: String) throws -> NextPlanDecision {
         let issues = env.keysNotFor(.dbt)
         if !issues.isEmpty { throw EngineError(issues.map(\.description).joined(separator: "\n")) }
-        return NextPlanDecision.decide(headVersion: try version(at: head, label: label), plans: state.plans)
+        return NextPlanDecision.decide(headVersion: try version(at: head, label: label), plans: state.plans, deployedVersion: state.deployed?.version)
     }
 
     /// The version at `commit` (a dbt project always has one).
@@ -146,7 +146,7 @@ public struct DbtPlans: PlanKind {
         var decision = Explain.scope(of: changes, base: situation, categorizer: categorizer, selectDownstream: env.selectDownstream,
                                      otherNames: otherNames)
         guard let version = config.version else { throw EngineError("\(label):\(ProjectConfig.path) has no version") }
-        var plan = Plan(id: Plan.id(environment: env.name, version: version, commit: commit.hex),
+        var plan = Plan(id: Plan.id(environment: env.name, version: version, commit: commit.hex, taken: context?.taken ?? []),
                         environment: env.name, version: version.text, commit: commit.hex, base: base,
                         author: try author(from: baseCommit, to: commit), createdAt: nil, changes: changes,
                         scope: decision.scope, select: decision.select, warnings: decision.warnings)

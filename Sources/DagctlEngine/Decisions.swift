@@ -37,6 +37,7 @@ public struct DecisionWriter {
             ?? (try? history(env.name))?.last(where: { $0.id == id }) {
             return (plan, env)
         }
+        if id.dropFirst(env.name.count + 1).hasPrefix("rollback-") { return (try rollbackPlan(id, env: env), env) }
         // <env>-v<version>-<10 hex> (dbt) or <env>-<10 hex>[-<n>] (SQLMesh): find the commit's hex part.
         let rest = id.dropFirst(env.name.count + 1).split(separator: "-")
         let shortSHA = String((rest.first?.hasPrefix("v") == true ? rest.dropFirst().first : rest.first) ?? "")
@@ -60,6 +61,63 @@ public struct DecisionWriter {
             throw EngineError("commit \(shortSHA) has version \(plan.version), so its plan is '\(plan.id)', not '\(id)'")
         }
         return (plan, env)
+    }
+
+    /// A rollback plan not recorded yet: the one `rollbacks/<env>.yaml` asks for now, explained as `plan`
+    /// shows it. A SQLMesh rollback, like any SQLMesh plan, is approved once reconcile has recorded it.
+    func rollbackPlan(_ id: String, env: EnvironmentSpec) throws -> Plan {
+        let report = planner.preview(planner.selectedEnvironments([env.name])[0])
+        guard let plan = report.plan, plan.id == id, plan.rollback != nil else {
+            throw EngineError("plan '\(id)' is not recorded and is not the rollback that rollbacks/\(env.name).yaml asks for now; dagctl plan --env \(env.name) shows the environment's plans")
+        }
+        guard plan.scope != .sqlmesh else {
+            throw EngineError("plan '\(id)' is not recorded yet: a SQLMesh plan is approved once reconcile has recorded it (run dagctl reconcile --env \(env.name); the plan then waits for this approval)")
+        }
+        return plan
+    }
+
+    /// The environment's plans, archived and current (a rollback's target is one of them).
+    func plans(of env: String) -> [Plan] {
+        ((try? history(env)) ?? []) + (planner.state.environments[env]?.plans ?? [])
+    }
+
+    /// Writes `rollbacks/<env>.yaml` asking to go back to `target` and to stay there; returns its path
+    /// and the target plan. Refuses what reconcile would not accept, so an invalid file is never written.
+    public func rollback(env name: String, to targetID: String, as member: String, keyPath: String?,
+                         force: Bool = false) throws -> (path: String, target: Plan) {
+        guard let env = planner.desired.environment(name) else {
+            if let issues = planner.desired.environmentIssues[name] {
+                throw EngineError("environment '\(name)' is invalid: " + issues.map(\.description).joined(separator: "; "))
+            }
+            throw EngineError("no environment '\(name)' in \(planner.desired.root)/environments")
+        }
+        let plans = plans(of: name)
+        guard let target = plans.last(where: { $0.id == targetID }) else {
+            let deployed = plans.filter { $0.status == .succeeded }.suffix(5).map(\.id)
+            throw EngineError("refused: \(targetID) is not a plan of '\(name)'" + (deployed.isEmpty ? "; nothing has been deployed there yet" : "; plans that succeeded there: \(deployed.joined(separator: ", "))"))
+        }
+        guard target.status == .succeeded else {
+            throw EngineError("refused: \(targetID) never succeeded in '\(name)' (it is \(target.status.rawValue)); only a plan that was deployed can be rolled back to")
+        }
+        let path = DesiredStatePaths.rollback(root: planner.desired.root, env: name)
+        if !force, let existing = planner.desired.rollback(for: name) {
+            let what = (try? existing.result.get()).map { "to \($0.to) by \($0.by)" } ?? "a file that does not parse"
+            throw EngineError("refused: \(path) exists (\(what)); pass --force to replace it, or delete it to unpin '\(name)'")
+        }
+        if let refusal = ApprovalRules.refusal(of: member, env: env, members: planner.desired.members, author: nil, asAuthor: false) {
+            throw EngineError("refused: \(refusal)")
+        }
+        let payload = SignedPayload.rollback(environment: name, to: target.id, commit: target.commit, by: member)
+        let signature = try sign(payload, member: member, env: env, keyPath: keyPath)
+        var text = "env: \(name)\nto: \(target.id)\nby: \(member)\n"
+        if let signature { text += Self.block("signature", signature) }
+        // What reconcile will make of it, checked on the very bytes written.
+        let file = LoadedFile(stem: name, path: path, result: Result { () throws(SpecIssues) in try RollbackFile.parse(text, file: path) })
+        if let problem = RollbackRules.pin(file, env: env, members: planner.desired.members, plans: plans, verify: planner.cycle.verify).problem {
+            throw EngineError("refused: \(problem)")
+        }
+        try write(text, to: path)
+        return (path, target)
     }
 
     /// Writes `approvals/<plan>/<member>.yaml`; returns its path. Refuses what would not count.
@@ -145,6 +203,11 @@ enum DesiredStatePaths {
     static func approval(root: String, plan: String, member: String) -> String {
         precondition(Names.isValidPlanID(plan) && Names.isValid(member))
         return "\(root)/approvals/\(plan)/\(member).yaml"
+    }
+
+    static func rollback(root: String, env: String) -> String {
+        precondition(Names.isValid(env))
+        return "\(root)/rollbacks/\(env).yaml"
     }
 
     static func retry(root: String, plan: String) -> String {

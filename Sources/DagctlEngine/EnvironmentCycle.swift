@@ -42,17 +42,51 @@ public struct EnvironmentCycle {
         public var commitsBehind = 0
     }
 
-    /// Resolves the ref and asks the plan kind whether a new plan is due.
-    public func observe(_ env: EnvironmentSpec, state: EnvironmentState, ref: String? = nil) throws -> Observation {
-        let ref = ref ?? env.ref
-        let head = try repo.resolveRef(ref)
-        let kind = try kind(at: head, label: ref)
-        var observation = Observation(ref: ref, head: head, kind: kind,
-                                      decision: try kind.trigger(env: env, head: head, state: state, label: ref))
+    /// What `rollbacks/<env>.yaml` says, judged; nil when there is no such file. `plans` are the
+    /// environment's archived and current plans (the target must have succeeded among them).
+    public func pin(_ env: EnvironmentSpec, plans: [Plan]) -> Pin? {
+        desired.rollback(for: env.name).map {
+            RollbackRules.pin($0, env: env, members: desired.members, plans: plans, verify: verify)
+        }
+    }
+
+    /// Resolves the ref and decides whether a new plan is due: the rollback a valid pin asks for, or
+    /// what the plan kind's trigger says. A `ref` given (a preview of another ref) ignores the pin.
+    public func observe(_ env: EnvironmentSpec, state: EnvironmentState, ref: String? = nil, pin: Pin? = nil) throws -> Observation {
+        let label = ref ?? env.ref
+        let head = try repo.resolveRef(label)
+        let kind = try kind(at: head, label: label)
+        if ref == nil, let decision = RollbackRules.decision(pin, plans: state.plans, deployedCommit: state.deployed?.commit) {
+            return Observation(ref: label, head: head, kind: kind, decision: decision)
+        }
+        var observation = Observation(ref: label, head: head, kind: kind,
+                                      decision: try kind.trigger(env: env, head: head, state: state, label: label))
         if case .keep(let plan) = observation.decision {
             observation.commitsBehind = try repo.commitsAhead(head, of: ObjectID(hex: plan.commit))
         }
         return observation
+    }
+
+    /// Explains the rollback to `target` against `base` (the deployed commit) and appends it to `plans`,
+    /// superseding what gives way to it. The plan kind explains it as any plan at the target's commit;
+    /// it takes a rollback id and the target's version, and counts the member who asked as its author
+    /// (on a protected environment someone else approves it). Nil when the kind reports nothing to do.
+    public func explainRollback(_ env: EnvironmentSpec, to target: Plan, pin: Pin, base: String?, supersede: [String],
+                                plans: inout [Plan], context: ExplainContext) throws -> Plan? {
+        let commit = ObjectID(hex: target.commit)
+        let kind = try kind(at: commit, label: target.id)
+        var plan = try kind.explain(env: env, head: commit, base: base, label: target.id, context: context)
+        if var explained = plan {
+            explained.id = Plan.rollbackID(environment: env.name, commit: target.commit, taken: context.taken)
+            explained.version = target.version
+            explained.author = pin.by
+            explained.rollback = RollbackOrigin(to: target.id, by: pin.by ?? "")
+            plan = explained
+        }
+        let reason = plan.map { "superseded by rollback \($0.id)" } ?? "the environment is in sync at \(commit.short)"
+        for id in supersede { plans.apply(PlanTransition(plan: id, status: .superseded, reason: reason)) }
+        if let plan { plans.append(plan) }
+        return plan
     }
 
     /// Explains the plan at the observed head against `base` and appends it to `plans`, superseding the

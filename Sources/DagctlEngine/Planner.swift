@@ -88,7 +88,14 @@ public struct Planner {
         var plans = envState.plans
         do {
             let fresh = overrideRef != nil || overrideBase != nil
-            let observation = try cycle.observe(env, state: fresh ? EnvironmentState() : envState, ref: overrideRef)
+            // A preview of another ref or base shows that plan, whatever pins the environment.
+            let pin = fresh ? nil : cycle.pin(env, plans: history(env.name) + plans)
+            report.pin = pin
+            if let pin, !pin.isValid { report.errors.append(pin.summary) }
+            if !fresh { for withdrawn in RollbackRules.withdrawn(pin, plans: plans) { plans.apply(withdrawn) } }
+            var observed = envState
+            observed.plans = plans
+            let observation = try cycle.observe(env, state: fresh ? EnvironmentState() : observed, ref: overrideRef, pin: pin)
             report.ref = observation.ref
             report.head = observation.head.hex
             report.commitsBehind = observation.commitsBehind
@@ -101,10 +108,19 @@ public struct Planner {
             case .versionWentBackwards:
                 report.errors.append(observation.decision.error(ref: observation.ref)!)
                 return
+            case .rollback(let target, let supersede):
+                let kind = try cycle.kind(at: ObjectID(hex: target.commit), label: target.id)
+                let plan = try cycle.explainRollback(env, to: target, pin: pin!, base: envState.deployed?.commit, supersede: supersede,
+                                                     plans: &plans, context: explainContext(env, plans: envState.plans, backend: backend, kind: kind))
+                report.isNewPlan = plan != nil
+                report.supersedes = supersede
+                report.waitingFor = Lifecycle.waitingFor(plans)
             case .create(let supersede):
                 let base = try overrideBase.map { try repo.resolveCommit($0).hex } ?? envState.deployed?.commit
                 if fresh { plans = [] }
-                let context = explainContext(env, plans: envState.plans, backend: backend, kind: observation.kind)
+                var context = explainContext(env, plans: envState.plans, backend: backend, kind: observation.kind)
+                // A preview's plan stands alone: it takes the id reconcile would give it with no plans before it.
+                if fresh { context.taken = [] }
                 let plan = try cycle.explainNew(env, at: observation, base: base, supersede: fresh ? [] : supersede, plans: &plans,
                                                 context: context)
                 if plan == nil { report.inSync = observation.head.hex }

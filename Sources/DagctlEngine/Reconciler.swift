@@ -87,10 +87,17 @@ public final class Reconciler {
             report.next = NextSteps.lines(for: envState.plans.last, env: env, members: planner.desired.members, review: report.approvals)
         }
         try recover(env, backend, &envState, &report)
-        let observation = try observe(env, &envState, &report)
-        try explain(env, observation, backend, &envState, &report)
+        let pin = cycle.pin(env, plans: store.history(env.name) + envState.plans)
+        report.pin = pin
+        if let pin, !pin.isValid { report.errors.append(pin.summary) }
+        for withdrawn in RollbackRules.withdrawn(pin, plans: envState.plans) {
+            envState.plans.apply(withdrawn)
+            report.actions.append("superseded \(withdrawn.plan): \(withdrawn.reason)")
+        }
+        let observation = try observe(env, pin, &envState, &report)
+        try explain(env, observation, pin, backend, &envState, &report)
         try approve(env, &envState, &report)
-        try execute(env, observation, backend, &envState, &report)
+        try execute(env, observation, pin, backend, &envState, &report)
     }
 
     /// What explaining may use: the ids the environment took, and its backend to run the kind's helper.
@@ -136,9 +143,9 @@ public final class Reconciler {
     }
 
     /// Resolves the ref and asks the plan kind whether a new plan is due.
-    private func observe(_ env: EnvironmentSpec, _ envState: inout EnvironmentState,
+    private func observe(_ env: EnvironmentSpec, _ pin: Pin?, _ envState: inout EnvironmentState,
                          _ report: inout EnvironmentReport) throws -> EnvironmentCycle.Observation {
-        let observation = try cycle.observe(env, state: envState)
+        let observation = try cycle.observe(env, state: envState, pin: pin)
         envState.ref = env.ref
         envState.head = observation.head.hex
         report.head = observation.head.hex
@@ -148,13 +155,34 @@ public final class Reconciler {
     }
 
     /// Explains a new plan when one is due, superseding the pending plans it replaces.
-    private func explain(_ env: EnvironmentSpec, _ observation: EnvironmentCycle.Observation, _ backend: Backend,
+    private func explain(_ env: EnvironmentSpec, _ observation: EnvironmentCycle.Observation, _ pin: Pin?, _ backend: Backend,
                          _ envState: inout EnvironmentState, _ report: inout EnvironmentReport) throws {
         // Saved with the approve step's verdict (one write), so that a plan needing no approval is
         // never announced as waiting for one.
-        if case .create(let supersede) = observation.decision {
+        switch observation.decision {
+        case .create(let supersede):
             try explainFresh(env, observation, backend, supersede: supersede, &envState, &report)
+        case .rollback(let target, let supersede):
+            try explainRollback(env, to: target, pin: pin!, backend, supersede: supersede, &envState, &report)
+        default:
+            break
         }
+    }
+
+    private func explainRollback(_ env: EnvironmentSpec, to target: Plan, pin: Pin, _ backend: Backend, supersede: [String],
+                                 _ envState: inout EnvironmentState, _ report: inout EnvironmentReport) throws {
+        let kind = try cycle.kind(at: ObjectID(hex: target.commit), label: target.id)
+        report.actions += supersede.map { "superseded \($0)" }
+        report.supersedes = supersede
+        guard var plan = try cycle.explainRollback(env, to: target, pin: pin, base: envState.deployed?.commit, supersede: supersede,
+                                                   plans: &envState.plans, context: context(env, envState.plans, backend, kind)) else {
+            report.actions.append("\(kind.tool) reports \(env.name) in sync at \(target.commit.prefix(10)) already: the rollback to \(target.id) has nothing to do")
+            return
+        }
+        plan.createdAt = Timestamp.now()
+        envState.plans[envState.plans.count - 1] = plan
+        report.isNewPlan = true
+        report.actions.append("explained \(plan.id), a rollback to \(target.id) asked by \(pin.by ?? "?"): \(Self.describe(plan))")
     }
 
     private func explainFresh(_ env: EnvironmentSpec, _ observation: EnvironmentCycle.Observation, _ backend: Backend,
@@ -190,10 +218,15 @@ public final class Reconciler {
 
     /// Builds and runs due plans, oldest first, one at a time; a plan still under way elsewhere
     /// (`--no-wait`) keeps the later ones waiting.
-    private func execute(_ env: EnvironmentSpec, _ observation: EnvironmentCycle.Observation, _ backend: Backend,
+    private func execute(_ env: EnvironmentSpec, _ observation: EnvironmentCycle.Observation, _ pin: Pin?, _ backend: Backend,
                          _ envState: inout EnvironmentState, _ report: inout EnvironmentReport) throws {
         for plan in Lifecycle.due(envState.plans) {
             try Interruption.check(before: "executing \(plan.id)")
+            // Pinned: only the rollback the file asks for starts; an attempt under way goes on to its end.
+            if let pin, plan.status == .approved, !pin.allows(plan) {
+                report.actions.append("\(pin.isValid ? "pinned by" : "held by the invalid") \(pin.name): \(plan.id) is approved and waits (delete \(pin.name) to unpin)")
+                continue
+            }
             // Suspended: an attempt under way goes on to its end; nothing new starts.
             if env.suspended && plan.status == .approved {
                 report.actions.append("suspended: \(plan.id) is approved and waits (suspend: true in \(env.file); remove it to resume)")
@@ -209,7 +242,11 @@ public final class Reconciler {
                 envState.plans.apply(PlanTransition(plan: plan.id, status: .superseded, reason: stale))
                 report.actions.append("superseded \(plan.id): \(stale)")
                 try save(env.name, envState)
-                try explainFresh(env, observation, backend, supersede: [], &envState, &report)
+                if let pin, pin.allows(plan), let target = pin.target {
+                    try explainRollback(env, to: target, pin: pin, backend, supersede: [], &envState, &report)
+                } else {
+                    try explainFresh(env, observation, backend, supersede: [], &envState, &report)
+                }
                 report.approvals = cycle.judge(env, plans: envState.plans, head: observation.head).review
                 try save(env.name, envState)
                 break  // the fresh plan needs its approvals again

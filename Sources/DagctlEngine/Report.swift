@@ -37,6 +37,8 @@ public struct EnvironmentReport: Sendable {
     public var failed = false
     /// Kubernetes environments: the Job objects of the newest plan's next (or current) attempt, as JSON.
     public var manifests: [String] = []
+    /// `rollbacks/<env>.yaml`, judged, when it exists: the environment is pinned (or held, when invalid).
+    public var pin: Pin?
 
     public init(name: String, spec: EnvironmentSpec? = nil) {
         self.name = name

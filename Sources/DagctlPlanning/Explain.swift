@@ -115,6 +115,8 @@ public enum NextPlanDecision: Sendable, Equatable {
     case create(supersede: [String])
     /// The head's version is lower than the newest plan's: an error for this environment.
     case versionWentBackwards(newest: Plan, head: Version)
+    /// `rollbacks/<env>.yaml` asks to go back to `to`: explain the rollback plan (SPEC §10).
+    case rollback(to: Plan, supersede: [String])
 
     /// The error of `versionWentBackwards`, as `plan` and `reconcile` both report it.
     public func error(ref: String) -> String? {
@@ -122,9 +124,12 @@ public enum NextPlanDecision: Sendable, Equatable {
         return "version went backwards: \(ref) has version \(version) but the newest plan \(newest.id) has version \(newest.version); bump the version above \(newest.version)"
     }
 
-    /// `plans` are the environment's plans, oldest first.
-    public static func decide(headVersion: Version, plans: [Plan]) -> NextPlanDecision {
-        guard let newest = plans.last, let newestVersion = Version(newest.version) else {
+    /// `plans` are the environment's plans, oldest first. After a rollback plan the version to beat
+    /// is the deployed one: a rollback that went through makes the ref's version new again (it is
+    /// explained afresh, under a fresh id), one that did not changes nothing.
+    public static func decide(headVersion: Version, plans: [Plan], deployedVersion: String? = nil) -> NextPlanDecision {
+        guard let newest = plans.last,
+              let newestVersion = Version(newest.rollback != nil ? deployedVersion ?? newest.version : newest.version) else {
             return .create(supersede: [])
         }
         if headVersion == newestVersion { return .keep(newest) }

@@ -129,6 +129,18 @@ public struct Attempt: Codable, Sendable, Equatable {
     }
 }
 
+/// Where a rollback plan goes back to, and who asked for it (the signer of `rollbacks/<env>.yaml`).
+public struct RollbackOrigin: Codable, Sendable, Equatable {
+    /// The id of the succeeded plan whose commit the rollback deploys.
+    public var to: String
+    public var by: String
+
+    public init(to: String, by: String) {
+        self.to = to
+        self.by = by
+    }
+}
+
 /// An explained plan: what changed between `base` and `commit`, what will run, and where it stands.
 public struct Plan: Codable, Sendable, Equatable {
     public var id: String
@@ -150,6 +162,8 @@ public struct Plan: Codable, Sendable, Equatable {
     public var reasons: [String: [String]]?
     /// Precise plans: which manifest explained it (`kept from <plan>`, `dbt parse of <commit>`).
     public var manifest: String?
+    /// Rollback plans: the plan whose commit it goes back to, and who asked (SPEC §10).
+    public var rollback: RollbackOrigin?
     public var status: PlanStatus
     public var statusReason: String?
     public var attempts: [Attempt]
@@ -175,19 +189,28 @@ public struct Plan: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, environment, version, commit, base, author, changes, scope, select, models, warnings, status, attempts, reasons, manifest
+        case id, environment, version, commit, base, author, changes, scope, select, models, warnings, status, attempts, reasons, manifest, rollback
         case createdAt = "created_at", statusReason = "status_reason", scopeMode = "scope_mode"
     }
 
-    /// `<env>-v<version>-<first 10 hex of the commit>`.
-    public static func id(environment: String, version: Version, commit: String) -> String {
-        "\(environment)-v\(version.text)-\(commit.prefix(10))"
+    /// `<env>-v<version>-<first 10 hex of the commit>`, then `-2`, `-3`, … when an earlier plan took it
+    /// (the version deployed again after a rollback): a new plan never inherits another's approvals.
+    public static func id(environment: String, version: Version, commit: String, taken: Set<String> = []) -> String {
+        unique("\(environment)-v\(version.text)-\(commit.prefix(10))", taken: taken)
     }
 
     /// A SQLMesh plan's id: `<env>-<first 10 hex of the commit>`, then `-2`, `-3`, … when an earlier
     /// plan of the environment already took it (SQLMesh's state moved under the same commit).
     public static func sqlmeshID(environment: String, commit: String, taken: Set<String>) -> String {
-        let first = "\(environment)-\(commit.prefix(10))"
+        unique("\(environment)-\(commit.prefix(10))", taken: taken)
+    }
+
+    /// A rollback plan's id: `<env>-rollback-<first 10 hex of the target commit>`, then `-2`, `-3`, …
+    public static func rollbackID(environment: String, commit: String, taken: Set<String>) -> String {
+        unique("\(environment)-rollback-\(commit.prefix(10))", taken: taken)
+    }
+
+    private static func unique(_ first: String, taken: Set<String>) -> String {
         guard taken.contains(first) else { return first }
         var n = 2
         while taken.contains("\(first)-\(n)") { n += 1 }

@@ -70,3 +70,34 @@ public struct RetryFile: Sendable, Equatable {
 public func isFullSHA(_ s: String) -> Bool {
     s.utf8.count == 40 && s.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
 }
+
+/// `rollbacks/<env>.yaml`: a request to take an environment back to one of its earlier deploys and to
+/// pin it there until the file is deleted (SPEC §10).
+public struct RollbackFile: Sendable, Equatable {
+    public var env: String
+    /// The id of a plan that succeeded in the environment.
+    public var to: String
+    public var by: String
+    public var signature: String?
+
+    public init(env: String, to: String, by: String, signature: String? = nil) {
+        self.env = env
+        self.to = to
+        self.by = by
+        self.signature = signature
+    }
+
+    public static func parse(_ text: String, file: String) throws(SpecIssues) -> RollbackFile {
+        let log = IssueLog()
+        guard let doc = MappingReader.document(text, file: file, log: log) else { throw SpecIssues(log.issues) }
+        let env = doc.string("env", required: true)
+        if let env, !Names.isValid(env) { doc.invalid("env", "'\(env)' is not an environment name") }
+        let to = doc.string("to", required: true)
+        if let to, !Names.isValidPlanID(to) { doc.invalid("to", "'\(to)' is not a plan id; name a plan that succeeded in the environment, e.g. prod-v7-1a2b3c4d5e") }
+        let by = doc.string("by", required: true)
+        let signature = doc.string("signature")
+        doc.finish()
+        guard log.isEmpty, let env, let to, let by else { throw SpecIssues(log.issues) }
+        return RollbackFile(env: env, to: to, by: by, signature: signature)
+    }
+}

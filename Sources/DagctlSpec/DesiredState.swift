@@ -5,6 +5,12 @@ public struct LoadedFile<Value: Sendable>: Sendable {
     public var stem: String
     public var path: String
     public var result: Result<Value, SpecIssues>
+
+    public init(stem: String, path: String, result: Result<Value, SpecIssues>) {
+        self.stem = stem
+        self.path = path
+        self.result = result
+    }
 }
 
 /// The desired-state directory: environments, members, approvals and retries.
@@ -149,7 +155,20 @@ public struct DesiredState: Sendable {
         return LoadedFile(stem: planID, path: path, result: result)
     }
 
-    /// Syntax problems in every approval and retry file (for `dagctl validate`).
+    /// `rollbacks/<env>.yaml`, parsed, if it exists (a link or an oversized file comes back as a
+    /// failed file: it is still there, and it still pins the environment until it is fixed or removed).
+    public func rollback(for env: String) -> LoadedFile<RollbackFile>? {
+        guard Names.isValid(env) else { return nil }
+        let path = DesiredState.join(root, "rollbacks/\(env).yaml")
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        let result = DesiredState.readText(path, allowLink: false).mapError { SpecIssues([$0]) }.flatMap { text in
+            Result { () throws(SpecIssues) in try RollbackFile.parse(text, file: path) }
+        }
+        return LoadedFile(stem: env, path: path, result: result)
+    }
+
+    /// Syntax problems in every approval, retry and rollback file (for `dagctl validate`).
     public func decisionFileIssues() -> [SpecIssue] {
         var issues: [SpecIssue] = []
         let fm = FileManager.default
@@ -189,6 +208,24 @@ public struct DesiredState: Sendable {
                 }
                 if membersOK && members[retry.by] == nil {
                     issues.append(SpecIssue(file: file.path, key: "by", message: "'\(retry.by)' is not a member in members.yaml"))
+                }
+            }
+        }
+        let rollbacksDir = DesiredState.join(root, "rollbacks")
+        for fileName in ((try? fm.contentsOfDirectory(atPath: rollbacksDir)) ?? []).sorted() {
+            let stem = fileName.hasSuffix(".yaml") ? String(fileName.dropLast(5)) : ""
+            guard environmentNames.contains(stem), let file = rollback(for: stem) else {
+                issues.append(SpecIssue(file: DesiredState.join(rollbacksDir, fileName), message: "only files named <environment>.yaml, for an environment in environments/, are rollback requests; this one is never read: rename or remove it"))
+                continue
+            }
+            switch file.result {
+            case .failure(let error): issues += error.issues
+            case .success(let rollback):
+                if rollback.env != file.stem {
+                    issues.append(SpecIssue(file: file.path, key: "env", message: "'\(rollback.env)' differs from the file name '\(file.stem)'"))
+                }
+                if membersOK && members[rollback.by] == nil {
+                    issues.append(SpecIssue(file: file.path, key: "by", message: "'\(rollback.by)' is not a member in members.yaml"))
                 }
             }
         }

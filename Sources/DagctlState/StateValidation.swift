@@ -80,6 +80,13 @@ extension Plan {
             if Version(version) == nil { out.append("\(at).version: \(quoted(version)) is not a version (1, 2, 1.4.2…)") }
         }
         out += planIDProblems(id, environment: env, version: version, commit: commit, at: "\(at).id")
+        if id.hasPrefix("\(env)-rollback-") != (rollback != nil) {
+            out.append("\(at).rollback: \(rollback == nil ? "a rollback plan id without" : "a rollback") \(rollback == nil ? "the plan it goes back to" : "under a plan id that is not a rollback id")")
+        }
+        if let rollback {
+            if !Names.isValidPlanID(rollback.to) || !rollback.to.hasPrefix("\(env)-") { out.append("\(at).rollback.to: \(quoted(rollback.to)) is not a plan id of '\(env)'") }
+            if !Names.isValid(rollback.by) { out.append("\(at).rollback.by: \(quoted(rollback.by)) is not a member name") }
+        }
         if let author, !Names.isValid(author) { out.append("\(at).author: \(quoted(author)) is not a member name") }
         if let createdAt, !Timestamp.isValid(createdAt) { out.append("\(at).created_at: \(quoted(createdAt)) is not an RFC 3339 date-time") }
         // Each entry is one argument after dbt's --select: one starting with '-' would be read as an option.
@@ -114,25 +121,26 @@ extension Attempt {
     }
 }
 
-/// A plan id is `<env>-v<version>-<first 10 hex of the commit>`; it must be a safe folder name and name
-/// this environment's plan of that version and commit (the latter is checked only when both are valid).
-/// dbt plans are `<env>-v<version>-<10 hex>`; SQLMesh plans (no version) `<env>-<10 hex>[-<n>]`.
+/// A plan id must be a safe folder name and name this environment's plan of that version and commit
+/// (the latter is checked only when both are valid): dbt plans are `<env>-v<version>-<10 hex>`, SQLMesh
+/// plans (no version) `<env>-<10 hex>`, rollback plans `<env>-rollback-<10 hex>`; each may end in
+/// `-<n>` (n ≥ 2) when an earlier plan took the id.
 private func planIDProblems(_ id: String, environment env: String, version: String, commit: String, at: String) -> [String] {
-    if version.isEmpty {
-        let first = "\(env)-\(commit.prefix(10))"
-        let rest = id.hasPrefix(first) ? id.dropFirst(first.count) : nil
-        guard Names.isValidPlanID(id), isFullSHA(commit), let rest,
-              rest.isEmpty || (rest.hasPrefix("-") && Int(rest.dropFirst()).map { $0 >= 2 } == true) else {
-            return ["\(at): \(quoted(id)) is not a SQLMesh plan id of environment \(quoted(env)) (\(env)-<10 hex of the commit>[-<n>])"]
-        }
-        return []
+    let rollbackPrefix = "\(env)-rollback-"
+    let (expected, pattern): (String, String)
+    if id.hasPrefix(rollbackPrefix) {
+        (expected, pattern) = (rollbackPrefix + commit.prefix(10), "a rollback plan id of environment \(quoted(env)) (\(env)-rollback-<10 hex of the commit>[-<n>])")
+    } else if version.isEmpty {
+        (expected, pattern) = ("\(env)-\(commit.prefix(10))", "a SQLMesh plan id of environment \(quoted(env)) (\(env)-<10 hex of the commit>[-<n>])")
+    } else {
+        (expected, pattern) = ("\(env)-v\(version)-\(commit.prefix(10))", "a plan id of environment \(quoted(env)) (\(env)-v<version>-<10 hex of the commit>[-<n>])")
     }
-    guard Names.isValidPlanID(id), id.hasPrefix("\(env)-v") else {
-        return ["\(at): \(quoted(id)) is not a plan id of environment \(quoted(env)) (\(env)-v<version>-<10 hex of the commit>)"]
-    }
-    let expected = "\(env)-v\(version)-\(commit.prefix(10))"
-    if isFullSHA(commit), Version(version) != nil, id != expected {
-        return ["\(at): \(quoted(id)) does not match its version and commit (expected '\(expected)')"]
+    guard Names.isValidPlanID(id), id.hasPrefix("\(env)-") else { return ["\(at): \(quoted(id)) is not \(pattern)"] }
+    // The parts are checked against the plan's own version and commit only when those are valid.
+    guard isFullSHA(commit), version.isEmpty || Version(version) != nil else { return [] }
+    let rest = id.hasPrefix(expected) ? id.dropFirst(expected.count) : nil
+    guard let rest, rest.isEmpty || (rest.hasPrefix("-") && Int(rest.dropFirst()).map { $0 >= 2 } == true) else {
+        return ["\(at): \(quoted(id)) is not \(pattern), or does not match its version and commit (expected '\(expected)')"]
     }
     return []
 }

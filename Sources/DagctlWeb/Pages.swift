@@ -67,7 +67,7 @@ public enum Pages {
         table{border-collapse:collapse;width:100%;background:#fff}td,th{border:1px solid var(--line);padding:.3rem .5rem;text-align:left;vertical-align:top}
         details{background:#fff;border:1px solid var(--line);border-radius:6px;margin:.3rem 0;padding:.3rem .6rem}summary{cursor:pointer}
         .cmd{display:flex;gap:.4rem;align-items:center;flex-wrap:wrap}.cmd code{background:#fff;border:1px solid var(--line);border-radius:4px;padding:.2rem .4rem;overflow-x:auto;max-width:100%}
-        .ok-t{color:var(--ok)}.fail-t{color:var(--fail)}ul{padding-left:1.2rem}
+        .ok-t{color:var(--ok)}.fail-t{color:var(--fail)}.warn-t{color:var(--wait);font-weight:600}ul{padding-left:1.2rem}
         .del{color:var(--fail)}.add{color:var(--ok)}.hunk{color:var(--run)}
         """
 
@@ -120,6 +120,9 @@ public enum Pages {
             } else {
                 card += "<div class=\"fail-t\">its environment file is missing or invalid</div>"
             }
+            if let pin = report.pin {
+                card += "<p class=\"\(pin.isValid ? "warn-t" : "fail-t")\">\(esc(pin.summary))</p>"
+            }
             if let d = env.state.deployed {
                 card += "<p>deployed <a href=\"\(links.plan(d.plan))\">\(esc(d.plan))</a>\(d.version.isEmpty ? "" : " version \(esc(d.version))") · \(esc(short(d.commit))) · \(esc(ago(d.deployedAt, now: now)))</p>"
             } else {
@@ -155,6 +158,9 @@ public enum Pages {
         b += plan.base.map { " · base \(esc(short($0)))" } ?? " · first deploy"
         b += plan.author.map { " · author \(esc($0))" } ?? ""
         b += "</p>"
+        if let rollback = plan.rollback {
+            b += "<p>a rollback to <a href=\"\(links.plan(rollback.to))\">\(esc(rollback.to))</a>, asked by \(esc(rollback.by))</p>"
+        }
         if let summary = site.summary(of: plan.commit) { b += "<p>commit message: <q>\(esc(summary))</q></p>" }
         if let reason = plan.statusReason { b += "<p>\(esc(reason))</p>" }
         b += "<h2>Scope</h2><p><b>\(esc(plan.scope.rawValue))</b>\(plan.select.isEmpty ? "" : ": " + plan.select.map { "<code>\(esc($0))</code>" }.joined(separator: " "))</p>"

@@ -123,6 +123,10 @@ public struct Site: Sendable {
             }
             report.next = NextSteps.lines(for: p, env: spec, members: desired.members, review: report.approvals)
         }
+        if let spec = env.spec, let file = desired.rollback(for: spec.name) {
+            report.pin = RollbackRules.pin(file, env: spec, members: desired.members, plans: history(spec.name) + env.state.plans,
+                                           verify: SSHSignatures.verify)
+        }
         return report
     }
 

@@ -1,0 +1,104 @@
+import DagctlSpec
+
+/// An environment pinned by `rollbacks/<env>.yaml` (SPEC §10): a valid file names the plan it goes
+/// back to; an invalid one still holds the environment (nothing new starts) until it is fixed or
+/// deleted, because a file meant to stop deploys must never be read as "carry on".
+public struct Pin: Sendable, Equatable {
+    /// The file, as a path.
+    public var file: String
+    /// The environment's file name, for messages: `rollbacks/prod.yaml`.
+    public var name: String
+    public var by: String?
+    public var to: String?
+    /// The plan gone back to, when the file is valid.
+    public var target: Plan?
+    /// Why the file is refused, when it is.
+    public var problem: String?
+
+    public var isValid: Bool { problem == nil && target != nil }
+
+    /// Whether `plan` is the rollback this file asks for (the one plan a pin lets start).
+    public func allows(_ plan: Plan) -> Bool {
+        isValid && plan.rollback?.to == target?.id
+    }
+
+    /// One line for output: what pins the environment and how to unpin it.
+    public var summary: String {
+        if let problem {
+            return "held by \(name), which is invalid: \(problem); nothing new is deployed until it is fixed or deleted"
+        }
+        return "pinned by \(name) at \(to ?? "?") (by \(by ?? "?")): new versions are explained but not deployed; delete \(name) to unpin"
+    }
+}
+
+/// The exact bytes a member signs to ask for a rollback (SPEC §10).
+extension SignedPayload {
+    public static func rollback(environment: String, to target: String, commit: String, by: String) -> String {
+        """
+        dagctl-rollback-v1
+        environment: \(environment)
+        to: \(target)
+        commit: \(commit)
+        by: \(by)
+
+        """
+    }
+}
+
+public enum RollbackRules {
+    /// Judges `rollbacks/<env>.yaml`. `plans` are the environment's plans, archived and current; the
+    /// target must be one of them that succeeded. The member asking follows the rules of who may ask
+    /// for a retry (allowlist, role and signature on a protected environment; being the author of the
+    /// target is no bar). The rollback plan then needs approvals like any plan.
+    public static func pin(_ file: LoadedFile<RollbackFile>, env: EnvironmentSpec, members: Members, plans: [Plan],
+                           verify: SignatureCheck) -> Pin {
+        var pin = Pin(file: file.path, name: "rollbacks/\(env.name).yaml")
+        switch file.result {
+        case .failure(let issues):
+            pin.problem = "invalid file: " + issues.issues.map(\.description).joined(separator: "; ")
+        case .success(let rollback):
+            pin.by = rollback.by
+            pin.to = rollback.to
+            pin.problem = problem(with: rollback, env: env, members: members, plans: plans, verify: verify)
+            if pin.problem == nil { pin.target = plans.last { $0.id == rollback.to } }
+        }
+        return pin
+    }
+
+    /// Why a rollback request is refused, or nil (also what `dagctl rollback` checks before writing).
+    public static func problem(with rollback: RollbackFile, env: EnvironmentSpec, members: Members, plans: [Plan],
+                               verify: SignatureCheck) -> String? {
+        if rollback.env != env.name { return "'env: \(rollback.env)' differs from the file name '\(env.name)'" }
+        guard let target = plans.last(where: { $0.id == rollback.to }) else {
+            return "\(rollback.to) is not a plan of '\(env.name)'; name one that succeeded there (dagctl status --env \(env.name))"
+        }
+        guard target.status == .succeeded else {
+            return "\(rollback.to) never succeeded in '\(env.name)' (it is \(target.status.rawValue)); only a plan that was deployed can be rolled back to"
+        }
+        if let refusal = ApprovalRules.refusal(of: rollback.by, env: env, members: members, author: nil, asAuthor: false) {
+            return refusal
+        }
+        let payload = SignedPayload.rollback(environment: env.name, to: target.id, commit: target.commit, by: rollback.by)
+        return ApprovalRules.signatureProblem(rollback.signature, payload: payload, member: members[rollback.by]!, env: env, verify: verify)
+    }
+
+    /// What a pin decides before the plan kind's own trigger is asked: go back (a rollback plan is
+    /// due), keep the rollback plan in hand, or nil to go on as usual (the rollback is done, or there
+    /// is no valid pin).
+    public static func decision(_ pin: Pin?, plans: [Plan], deployedCommit: String?) -> NextPlanDecision? {
+        guard let pin, pin.isValid, let target = pin.target, deployedCommit != target.commit else { return nil }
+        if let newest = plans.last, pin.allows(newest), newest.status != .superseded { return .keep(newest) }
+        // Plans not yet started give way; one under way finishes first, the rollback waits its turn.
+        return .rollback(to: target, supersede: plans.filter { $0.status == .pending || $0.status == .approved }.map(\.id))
+    }
+
+    /// Rollback plans that have not started and that no valid pin asks for any more (the file was
+    /// deleted, or now names another plan): they are superseded, never deployed.
+    public static func withdrawn(_ pin: Pin?, plans: [Plan]) -> [PlanTransition] {
+        plans.filter { $0.rollback != nil && ($0.status == .pending || $0.status == .approved) && !(pin?.allows($0) ?? false) }
+            .map { plan in
+                let why = pin == nil ? "rollbacks/\(plan.environment).yaml was deleted" : pin!.isValid ? "\(pin!.name) now asks for \(pin!.to ?? "?")" : "\(pin!.name) is invalid"
+                return PlanTransition(plan: plan.id, status: .superseded, reason: "withdrawn: \(why)")
+            }
+    }
+}
