@@ -140,7 +140,7 @@ private func planIDProblems(_ id: String, environment env: String, version: Stri
     guard isFullSHA(commit), version.isEmpty || Version(version) != nil else { return [] }
     let rest = id.hasPrefix(expected) ? id.dropFirst(expected.count) : nil
     guard let rest, rest.isEmpty || (rest.hasPrefix("-") && Int(rest.dropFirst()).map { $0 >= 2 } == true) else {
-        return ["\(at): \(quoted(id)) is not \(pattern), or does not match its version and commit (expected '\(expected)')"]
+        return ["\(at): \(quoted(id)) does not match its version and commit (expected '\(expected)')"]
     }
     return []
 }

@@ -159,7 +159,31 @@ struct StateValidationTests {
                 schemaSaysSo: false, edit: editOutbox { $0["deliveries"] = [["webhook": "slack", "attempts": 0], ["webhook": "slack", "attempts": 0]] }),
         Hostile(name: "next try that is not a time", expected: "outbox[0].deliveries[0].next_attempt_at: 'soon' is not an RFC 3339 date-time",
                 schemaSaysSo: false, edit: editOutbox { $0["deliveries"] = [["webhook": "slack", "attempts": 1, "next_attempt_at": "soon"]] }),
+        Hostile(name: "rollback id without what it goes back to", expected: "environments.prod.plans[1].rollback: a rollback plan id without the plan it goes back to",
+                schemaSaysSo: false, edit: editPlan(1) { $0["id"] = "prod-rollback-aaaaaaaaaa" }),
+        Hostile(name: "rollback id of another commit", expected: "environments.prod.plans[1].id: 'prod-rollback-bbbbbbbbbb' does not match its version and commit",
+                schemaSaysSo: false, edit: editPlan(1) { $0["id"] = "prod-rollback-bbbbbbbbbb"; $0["rollback"] = ["to": "prod-v1-aaaaaaaaaa", "by": "bob"] }),
+        Hostile(name: "rollback to a path", expected: "environments.prod.plans[1].rollback.to: '../x' is not a plan id of 'prod'",
+                schemaSaysSo: true, edit: editPlan(1) { $0["id"] = "prod-rollback-aaaaaaaaaa"; $0["rollback"] = ["to": "../x", "by": "bob"] }),
+        Hostile(name: "id taken again with a bad suffix", expected: "environments.prod.plans[1].id: 'prod-v2-aaaaaaaaaa-1' does not match its version and commit",
+                schemaSaysSo: true, edit: editPlan(1) { $0["id"] = "prod-v2-aaaaaaaaaa-1" }),
     ]
+
+    /// Rollback plans and ids taken again (`-2`) are valid, in the file and in the schema.
+    @Test func rollbackPlansAndRepeatedIdsAreValid() throws {
+        var state = Self.valid()
+        Self.editPlan(1) { $0["id"] = "prod-rollback-aaaaaaaaaa-2"; $0["rollback"] = ["to": "prod-v1-aaaaaaaaaa", "by": "bob"] }(&state)
+        let dir = TemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: dir.file("state"), withIntermediateDirectories: true)
+        _ = try write(state, to: dir)
+        let loaded = try StateStore(path: dir.file("state/state.json")).load()
+        #expect(loaded.environments["prod"]?.plans.last?.rollback == RollbackOrigin(to: "prod-v1-aaaaaaaaaa", by: "bob"))
+        #expect(stateSchemaProblems(dir.file("state/state.json")) == "")
+        Self.editPlan(1) { $0["id"] = "prod-v2-aaaaaaaaaa-3"; $0.removeValue(forKey: "rollback") }(&state)
+        _ = try write(state, to: dir)
+        #expect(try StateStore(path: dir.file("state/state.json")).load().environments["prod"]?.plans.last?.id == "prod-v2-aaaaaaaaaa-3")
+        #expect(stateSchemaProblems(dir.file("state/state.json")) == "")
+    }
 
     func write(_ state: [String: Any], to dir: TemporaryDirectory) throws -> Data {
         let data = try JSONSerialization.data(withJSONObject: state, options: [.sortedKeys])

@@ -241,4 +241,38 @@ struct SQLMeshTests {
         #expect(stale.stdout.contains("moved since this plan was explained"), "\(stale.stdout)")
         #expect(!stale.stdout.contains("[prod run]"), "the stale plan was not applied")
     }
+
+    /// A rollback of a SQLMesh environment is a SQLMesh plan to the target commit: applied, it takes
+    /// the model back; while pinned, the head's plan is explained but not applied; unpinned, it applies.
+    @Test func rollbackAppliesThePlanOfTheTargetCommit() throws {
+        let ws = SQLMeshWorkspace()
+        #expect(ws.dagctl("reconcile", "--env", "dev").status == 0)
+        let first = try #require(try ws.newest()["id"] as? String)
+        let firstCommit = try #require(try ws.newest()["commit"] as? String)
+        ws.edit("models/orders_daily.sql") { $0.replacingOccurrences(of: "SUM(amount_cents) AS amount_cents\n", with: "SUM(amount_cents) AS amount_cents,\n  MAX(amount_cents) AS largest_cents\n") }
+        #expect(ws.dagctl("reconcile", "--env", "dev").status == 0)
+        #expect(ws.query("select max(largest_cents) from shop__dev.orders_daily") == "[(4200,)]")
+
+        #expect(ws.dagctl("rollback", "dev", "--to", first, "--as", "alice").status == 0)
+        var run = ws.dagctl("reconcile", "--env", "dev")
+        #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
+        let rollback = try ws.newest()
+        let rollbackID = try #require(rollback["id"] as? String)
+        #expect(rollbackID == "dev-rollback-\(firstCommit.prefix(10))")
+        #expect(rollback["status"] as? String == "succeeded", "\(run.stdout)")
+        #expect(ws.changes(rollback)["shop.orders_daily"]?.hasPrefix("directly_modified") == true, "\(rollback)")
+        #expect(ws.query("select max(largest_cents) from shop__dev.orders_daily").hasPrefix("error:"), "the column is gone again")
+
+        // Pinned: SQLMesh's plan of the head is explained (approved: dev needs none) but not applied.
+        run = ws.dagctl("reconcile", "--env", "dev")
+        #expect(run.stdout.contains("pinned by rollbacks/dev.yaml"), "\(run.stdout)")
+        #expect(try ws.newest()["status"] as? String == "approved")
+        #expect(ws.query("select max(largest_cents) from shop__dev.orders_daily").hasPrefix("error:"))
+
+        try FileManager.default.removeItem(atPath: ws.dir.file("desired/rollbacks/dev.yaml"))
+        run = ws.dagctl("reconcile", "--env", "dev")
+        #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
+        #expect(ws.query("select max(largest_cents) from shop__dev.orders_daily") == "[(4200,)]", "\(run.stdout)")
+        #expect(stateSchemaProblems(ws.statePath) == "")
+    }
 }
