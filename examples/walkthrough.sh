@@ -105,6 +105,7 @@ step "8. Merged: plan shows a selective plan for one model"
 git -C "$work/repo" checkout -q main
 git -C "$work/repo" merge -q --ff-only feature/customers
 show dagctl plan --env prod
+prod_v1=$prod_plan
 prod_plan=$(plan_id prod)
 dev_plan=$(plan_id dev)
 
@@ -121,6 +122,25 @@ print("models run by", plan + ":", ", ".join(models))
 assert models == ["model.shop.customers"], models
 PY
 show dagctl logs "$prod_plan" --phase run
+
+step "9b. Rollback: bob asks to take prod back to v1; carol approves the rollback plan; prod stays pinned until the file is deleted"
+show dagctl rollback prod --to "$prod_v1" --as bob --key "$work/keys/bob"
+show dagctl reconcile --env prod   # explains prod-rollback-…: customers.sql back to v1; bob asked, so carol approves
+rollback_plan=$(plan_id prod)
+show dagctl approve "$rollback_plan" --as carol --key "$work/keys/carol"
+show dagctl reconcile --env prod
+show dagctl plan --env prod        # pinned: version 2 at main is explained again (a fresh id) but not deployed
+python3 - "$DAGCTL_STATE" "$rollback_plan" "$prod_v1" <<'PY'
+import json, sys
+state, rollback, v1 = sys.argv[1:]
+prod = json.load(open(state))["environments"]["prod"]
+assert prod["deployed"]["plan"] == rollback and prod["deployed"]["version"] == "1", prod["deployed"]
+print(f"prod runs {rollback} (version 1, the commit of {v1}) and is pinned by rollbacks/prod.yaml")
+PY
+rm "$work/desired/rollbacks/prod.yaml"
+again=$(plan_id prod)
+show dagctl approve "$again" --as bob --key "$work/keys/bob"
+show dagctl reconcile --env prod   # unpinned: version 2 deploys again
 
 
 step "10. The SQLMesh example: examples/sqlmesh/project, its own repository, desired state and state file"
