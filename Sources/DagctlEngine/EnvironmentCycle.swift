@@ -44,9 +44,10 @@ public struct EnvironmentCycle {
 
     /// What `rollbacks/<env>.yaml` says, judged; nil when there is no such file. `plans` are the
     /// environment's archived and current plans (the target must have succeeded among them).
-    public func pin(_ env: EnvironmentSpec, plans: [Plan]) -> Pin? {
+    /// (Read only when the file exists: a history file can be long.)
+    public func pin(_ env: EnvironmentSpec, plans: @autoclosure () -> [Plan]) -> Pin? {
         desired.rollback(for: env.name).map {
-            RollbackRules.pin($0, env: env, members: desired.members, plans: plans, verify: verify)
+            RollbackRules.pin($0, env: env, members: desired.members, plans: plans(), verify: verify)
         }
     }
 

@@ -147,6 +147,11 @@ struct RollbackTests {
         let pinned = try #require((json["environments"] as? [[String: Any]])?.first?["pinned"] as? [String: Any])
         #expect(pinned["to"] as? String == v1 && pinned["by"] as? String == "bob" && pinned["valid"] as? Bool == true)
         #expect(pinned["unpin"] as? String == "delete rollbacks/prod.yaml")
+        let markdown = p.dagctl("plan", "--output", "markdown").stdout
+        #expect(markdown.contains("| pinned | by `rollbacks/prod.yaml` at `\(v1)` (asked by bob)"), "\(markdown)")
+        #expect(p.dagctl("report", "--html", ws.dir.file("report")).status == 0)
+        let page = try #require(ws.dir.read("report/index.html"))
+        #expect(page.contains("pinned by rollbacks/prod.yaml at \(v1) (by bob)"), "the dashboard says so too")
 
         // Unpinned: v3 deploys (v1 → v3: orders_daily and customers).
         try FileManager.default.removeItem(atPath: p.rollbackFile)
