@@ -113,14 +113,9 @@ struct RollbackCommand: ParsableCommand {
         let session = try Session.open(inputs)
         let writer = DecisionWriter(planner: session.planner, history: session.store.history)
         do {
-            let (path, target) = try writer.rollback(env: env, to: to, as: member, keyPath: key, force: force)
+            let (path, target, next) = try writer.rollback(env: env, to: to, as: member, keyPath: key, force: force)
             Console.out("wrote \(path) (rollback of \(env) to \(target.id), commit \(target.commit.prefix(10)), by \(member)\(key == nil ? "" : ", signed"))\n")
-            let deployed = session.planner.state.environments[env]?.deployed
-            if deployed?.commit == target.commit {
-                Console.out("\(env) is deployed at that commit already: the file pins it there\n")
-            } else {
-                Console.out("commit it to the desired-state repository; the next reconcile explains the rollback plan \(env)-rollback-\(target.commit.prefix(10)), which needs \(env)'s approvals like any plan\n")
-            }
+            Console.out(next + "\n")
             Console.out("while the file exists \(env) is pinned (new versions are explained, not deployed); delete it to unpin\n")
         } catch {
             throw Console.fail("\(error)")

@@ -25,20 +25,32 @@ public struct DecisionWriter {
         guard Names.isValidPlanID(id) else {
             throw EngineError("'\(id)' is not a plan id (expected <env>-v<version>-<10 hex>, or <env>-<10 hex> for a SQLMesh plan)")
         }
-        // The longest environment name the id starts with (an id of `prod-eu` also starts with `prod-`).
-        let candidates = planner.desired.environments.filter { id.hasPrefix($0.name + "-") }
-        guard let env = candidates.max(by: { $0.name.count < $1.name.count }) else {
-            if let issues = planner.desired.environmentIssues.first(where: { id.hasPrefix($0.key + "-") }) {
-                throw EngineError("environment '\(issues.key)' is invalid: " + issues.value.map(\.description).joined(separator: "; "))
-            }
-            throw EngineError("plan '\(id)' belongs to no environment in \(planner.desired.root)/environments")
+        // The environments whose name the id starts with, longest first (an id of `prod-eu` also starts
+        // with `prod-`; `prod-rollback-…` may be prod's rollback or a plan of `prod-rollback`).
+        let candidates = planner.desired.environments.filter { id.hasPrefix($0.name + "-") }.sorted { $0.name.count > $1.name.count }
+        var firstError: Error?
+        for env in candidates {
+            do { return (try findPlan(id, in: env), env) } catch { firstError = firstError ?? error }
         }
+        if let firstError { throw firstError }
+        if let issues = planner.desired.environmentIssues.first(where: { id.hasPrefix($0.key + "-") }) {
+            throw EngineError("environment '\(issues.key)' is invalid: " + issues.value.map(\.description).joined(separator: "; "))
+        }
+        throw EngineError("plan '\(id)' belongs to no environment in \(planner.desired.root)/environments")
+    }
+
+    private func findPlan(_ id: String, in env: EnvironmentSpec) throws -> Plan {
         if let plan = planner.state.environments[env.name]?.plans.first(where: { $0.id == id })
             ?? (try? history(env.name))?.last(where: { $0.id == id }) {
-            return (plan, env)
+            return plan
         }
-        if id.dropFirst(env.name.count + 1).hasPrefix("rollback-") { return (try rollbackPlan(id, env: env), env) }
-        // <env>-v<version>-<10 hex> (dbt) or <env>-<10 hex>[-<n>] (SQLMesh): find the commit's hex part.
+        // A rollback plan is approved only once reconcile has recorded it: its id comes from the target's
+        // commit alone, so an approval written ahead for a request withdrawn before reconcile saw it would
+        // otherwise count for a later request to the same target. Recorded, the id is taken for good.
+        if id.dropFirst(env.name.count + 1).hasPrefix("rollback-") {
+            throw EngineError("plan '\(id)' is not recorded yet: a rollback plan is approved once reconcile has recorded it (run dagctl reconcile --env \(env.name); the plan then waits for this approval)")
+        }
+        // <env>-v<version>-<10 hex>[-<n>] (dbt) or <env>-<10 hex>[-<n>] (SQLMesh): find the commit's hex part.
         let rest = id.dropFirst(env.name.count + 1).split(separator: "-")
         let shortSHA = String((rest.first?.hasPrefix("v") == true ? rest.dropFirst().first : rest.first) ?? "")
         let commit: ObjectID
@@ -60,19 +72,6 @@ public struct DecisionWriter {
         guard plan.id == id else {
             throw EngineError("commit \(shortSHA) has version \(plan.version), so its plan is '\(plan.id)', not '\(id)'")
         }
-        return (plan, env)
-    }
-
-    /// A rollback plan not recorded yet: the one `rollbacks/<env>.yaml` asks for now, explained as `plan`
-    /// shows it. A SQLMesh rollback, like any SQLMesh plan, is approved once reconcile has recorded it.
-    func rollbackPlan(_ id: String, env: EnvironmentSpec) throws -> Plan {
-        let report = planner.preview(planner.selectedEnvironments([env.name])[0])
-        guard let plan = report.plan, plan.id == id, plan.rollback != nil else {
-            throw EngineError("plan '\(id)' is not recorded and is not the rollback that rollbacks/\(env.name).yaml asks for now; dagctl plan --env \(env.name) shows the environment's plans")
-        }
-        guard plan.scope != .sqlmesh else {
-            throw EngineError("plan '\(id)' is not recorded yet: a SQLMesh plan is approved once reconcile has recorded it (run dagctl reconcile --env \(env.name); the plan then waits for this approval)")
-        }
         return plan
     }
 
@@ -84,7 +83,7 @@ public struct DecisionWriter {
     /// Writes `rollbacks/<env>.yaml` asking to go back to `target` and to stay there; returns its path
     /// and the target plan. Refuses what reconcile would not accept, so an invalid file is never written.
     public func rollback(env name: String, to targetID: String, as member: String, keyPath: String?,
-                         force: Bool = false) throws -> (path: String, target: Plan) {
+                         force: Bool = false) throws -> (path: String, target: Plan, next: String) {
         guard let env = planner.desired.environment(name) else {
             if let issues = planner.desired.environmentIssues[name] {
                 throw EngineError("environment '\(name)' is invalid: " + issues.map(\.description).joined(separator: "; "))
@@ -117,7 +116,21 @@ public struct DecisionWriter {
             throw EngineError("refused: \(problem)")
         }
         try write(text, to: path)
-        return (path, target)
+        return (path, target, nextStep(env: name, target: target, plans: plans))
+    }
+
+    /// What the next reconcile makes of a request for `target`, in words.
+    func nextStep(env: String, target: Plan, plans: [Plan]) -> String {
+        if planner.state.environments[env]?.deployed?.commit == target.commit {
+            return "\(env) is deployed at that commit already: the file pins it there"
+        }
+        if let newest = plans.last, newest.rollback?.to == target.id, newest.rollback?.withdrawn != true, newest.status != .superseded {
+            return newest.status == .rejected
+                ? "the rollback plan \(newest.id) for this request was rejected and stands: to ask again, delete the file, let reconcile run once, then ask again"
+                : "the rollback plan \(newest.id) (\(newest.status.rawValue)) already answers this request"
+        }
+        let id = Plan.rollbackID(environment: env, commit: target.commit, taken: Set(plans.map(\.id)))
+        return "commit it to the desired-state repository; the next reconcile explains the rollback plan \(id), which needs \(env)'s approvals like any plan"
     }
 
     /// Writes `approvals/<plan>/<member>.yaml`; returns its path. Refuses what would not count.

@@ -63,7 +63,9 @@ public struct EnvironmentCycle {
         var observation = Observation(ref: label, head: head, kind: kind,
                                       decision: try kind.trigger(env: env, head: head, state: state, label: label))
         if case .keep(let plan) = observation.decision {
-            observation.commitsBehind = try repo.commitsAhead(head, of: ObjectID(hex: plan.commit))
+            // A rollback plan went back in history: the head is compared with what is deployed instead.
+            let since = plan.rollback != nil ? state.deployed?.commit ?? plan.commit : plan.commit
+            observation.commitsBehind = try repo.commitsAhead(head, of: ObjectID(hex: since))
         }
         return observation
     }

@@ -92,7 +92,7 @@ public struct Planner {
             let pin = fresh ? nil : cycle.pin(env, plans: history(env.name) + plans)
             report.pin = pin
             if let pin, !pin.isValid { report.errors.append(pin.summary) }
-            if !fresh { for withdrawn in RollbackRules.withdrawn(pin, plans: plans) { plans.apply(withdrawn) } }
+            if !fresh { _ = RollbackRules.withdraw(&plans, pin: pin) }
             var observed = envState
             observed.plans = plans
             let observation = try cycle.observe(env, state: fresh ? EnvironmentState() : observed, ref: overrideRef, pin: pin)

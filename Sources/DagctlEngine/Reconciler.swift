@@ -90,10 +90,7 @@ public final class Reconciler {
         let pin = cycle.pin(env, plans: store.history(env.name) + envState.plans)
         report.pin = pin
         if let pin, !pin.isValid { report.errors.append(pin.summary) }
-        for withdrawn in RollbackRules.withdrawn(pin, plans: envState.plans) {
-            envState.plans.apply(withdrawn)
-            report.actions.append("superseded \(withdrawn.plan): \(withdrawn.reason)")
-        }
+        report.actions += RollbackRules.withdraw(&envState.plans, pin: pin)
         let observation = try observe(env, pin, &envState, &report)
         try explain(env, observation, pin, backend, &envState, &report)
         try approve(env, &envState, &report)

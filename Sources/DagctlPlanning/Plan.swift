@@ -134,10 +134,14 @@ public struct RollbackOrigin: Codable, Sendable, Equatable {
     /// The id of the succeeded plan whose commit the rollback deploys.
     public var to: String
     public var by: String
+    /// Set when the request was withdrawn (its file deleted, or pointed elsewhere) after this plan:
+    /// asking again makes a new rollback plan instead of keeping this one (a rejected one, say).
+    public var withdrawn: Bool?
 
-    public init(to: String, by: String) {
+    public init(to: String, by: String, withdrawn: Bool? = nil) {
         self.to = to
         self.by = by
+        self.withdrawn = withdrawn
     }
 }
 

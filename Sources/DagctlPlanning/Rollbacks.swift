@@ -19,7 +19,7 @@ public struct Pin: Sendable, Equatable {
 
     /// Whether `plan` is the rollback this file asks for (the one plan a pin lets start).
     public func allows(_ plan: Plan) -> Bool {
-        isValid && plan.rollback?.to == target?.id
+        isValid && plan.rollback?.to == target?.id && plan.rollback?.withdrawn != true
     }
 
     /// One line for output: what pins the environment and how to unpin it.
@@ -52,7 +52,7 @@ public enum RollbackRules {
     /// target is no bar). The rollback plan then needs approvals like any plan.
     public static func pin(_ file: LoadedFile<RollbackFile>, env: EnvironmentSpec, members: Members, plans: [Plan],
                            verify: SignatureCheck) -> Pin {
-        var pin = Pin(file: file.path, name: "rollbacks/\(env.name).yaml")
+        var pin = Pin(file: file.path, name: "rollbacks/" + (file.path.split(separator: "/").last.map(String.init) ?? "\(env.name).yaml"))
         switch file.result {
         case .failure(let issues):
             pin.problem = "invalid file: " + issues.issues.map(\.description).joined(separator: "; ")
@@ -87,18 +87,29 @@ public enum RollbackRules {
     /// is no valid pin).
     public static func decision(_ pin: Pin?, plans: [Plan], deployedCommit: String?) -> NextPlanDecision? {
         guard let pin, pin.isValid, let target = pin.target, deployedCommit != target.commit else { return nil }
-        if let newest = plans.last, pin.allows(newest), newest.status != .superseded { return .keep(newest) }
+        if let newest = plans.last, pin.allows(newest), newest.status != .superseded, newest.rollback?.withdrawn != true { return .keep(newest) }
         // Plans not yet started give way; one under way finishes first, the rollback waits its turn.
         return .rollback(to: target, supersede: plans.filter { $0.status == .pending || $0.status == .approved }.map(\.id))
     }
 
-    /// Rollback plans that have not started and that no valid pin asks for any more (the file was
-    /// deleted, or now names another plan): they are superseded, never deployed.
-    public static func withdrawn(_ pin: Pin?, plans: [Plan]) -> [PlanTransition] {
-        plans.filter { $0.rollback != nil && ($0.status == .pending || $0.status == .approved) && !(pin?.allows($0) ?? false) }
-            .map { plan in
-                let why = pin == nil ? "rollbacks/\(plan.environment).yaml was deleted" : pin!.isValid ? "\(pin!.name) now asks for \(pin!.to ?? "?")" : "\(pin!.name) is invalid"
-                return PlanTransition(plan: plan.id, status: .superseded, reason: "withdrawn: \(why)")
-            }
+    /// Withdraws the rollback plans no valid pin asks for any more (the file was deleted, or now names
+    /// another plan, or does not count): one not started or failed is superseded, so it is never
+    /// deployed or retried; one under way finishes. Each is marked withdrawn, so that asking again
+    /// makes a new plan (a rejected rollback is not the answer to a new request). Returns a line for
+    /// each plan superseded.
+    public static func withdraw(_ plans: inout [Plan], pin: Pin?) -> [String] {
+        var lines: [String] = []
+        for i in plans.indices {
+            guard let origin = plans[i].rollback, origin.withdrawn != true, !(pin?.allows(plans[i]) ?? false),
+                  !plans[i].status.isInProgress else { continue }
+            plans[i].rollback?.withdrawn = true
+            guard [.pending, .approved, .failed].contains(plans[i].status) else { continue }
+            let why = pin == nil ? "rollbacks/\(plans[i].environment).yaml was deleted"
+                : pin!.isValid ? "\(pin!.name) now asks for \(pin!.to ?? "?")" : "\(pin!.name) does not count"
+            plans[i].status = .superseded
+            plans[i].statusReason = "withdrawn: \(why)"
+            lines.append("superseded \(plans[i].id): withdrawn: \(why)")
+        }
+        return lines
     }
 }

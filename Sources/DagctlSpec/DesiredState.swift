@@ -161,11 +161,23 @@ public struct DesiredState: Sendable {
         guard Names.isValid(env) else { return nil }
         let path = DesiredState.join(root, "rollbacks/\(env).yaml")
         var info = stat()
-        guard lstat(path, &info) == 0 else { return nil }
+        guard lstat(path, &info) == 0 else { return misnamedRollback(for: env) }
         let result = DesiredState.readText(path, allowLink: false).mapError { SpecIssues([$0]) }.flatMap { text in
             Result { () throws(SpecIssues) in try RollbackFile.parse(text, file: path) }
         }
         return LoadedFile(stem: env, path: path, result: result)
+    }
+
+    /// A file in `rollbacks/` that looks meant for `env` but is not named `<env>.yaml` (`prod.yml`,
+    /// `Prod.yaml`, `prod.yaml.bak`): it is not read as a request, yet it must not be taken for "no
+    /// rollback" either, so it comes back as a failed file and holds the environment.
+    func misnamedRollback(for env: String) -> LoadedFile<RollbackFile>? {
+        let dir = DesiredState.join(root, "rollbacks")
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted()
+        guard let name = names.first(where: { $0.split(separator: ".", maxSplits: 1).first?.lowercased() == env }) else { return nil }
+        let path = DesiredState.join(dir, name)
+        let issue = SpecIssue(file: path, message: "is not named \(env).yaml, so it is not read as a rollback request; rename it to rollbacks/\(env).yaml or delete it")
+        return LoadedFile(stem: env, path: path, result: .failure(SpecIssues([issue])))
     }
 
     /// Syntax problems in every approval, retry and rollback file (for `dagctl validate`).
@@ -215,7 +227,7 @@ public struct DesiredState: Sendable {
         for fileName in ((try? fm.contentsOfDirectory(atPath: rollbacksDir)) ?? []).sorted() {
             let stem = fileName.hasSuffix(".yaml") ? String(fileName.dropLast(5)) : ""
             guard environmentNames.contains(stem), let file = rollback(for: stem) else {
-                issues.append(SpecIssue(file: DesiredState.join(rollbacksDir, fileName), message: "only files named <environment>.yaml, for an environment in environments/, are rollback requests; this one is never read: rename or remove it"))
+                issues.append(SpecIssue(file: DesiredState.join(rollbacksDir, fileName), message: "only files named <environment>.yaml, for an environment in environments/, are rollback requests; this one is not read as one (and holds the environment its name starts with, if any): rename or remove it"))
                 continue
             }
             switch file.result {

@@ -100,17 +100,27 @@ struct RollbackRuleTests {
 
     @Test func rollbackPlansNobodyAsksForAreWithdrawn() {
         let origin = RollbackOrigin(to: "prod-v1-1111111111", by: "bob")
-        let pending = plan("prod-rollback-1111111111", Self.v1Commit, .pending, rollback: origin)
-        let approved = plan("prod-rollback-1111111111-2", Self.v1Commit, .approved, rollback: origin)
-        let running = plan("prod-rollback-1111111111-3", Self.v1Commit, .running, rollback: origin)
+        let ids = ["prod-rollback-1111111111", "prod-rollback-1111111111-2", "prod-rollback-1111111111-3", "prod-rollback-1111111111-4",
+                   "prod-rollback-1111111111-5"]
+        let statuses: [PlanStatus] = [.pending, .approved, .failed, .running, .rejected]
+        let rollbacks = zip(ids, statuses).map { plan($0, Self.v1Commit, $1, rollback: origin) }
         let normal = plan("prod-v3-3333333333", Self.v2Commit, .pending, version: "3")
-        let deleted = RollbackRules.withdrawn(nil, plans: [pending, approved, running, normal])
-        #expect(deleted.map(\.plan) == [pending.id, approved.id], "an attempt under way finishes")
-        #expect(deleted.allSatisfy { $0.status == .superseded && $0.reason == "withdrawn: rollbacks/prod.yaml was deleted" })
+        // Deleted: what has not started, and a failed one (never retried), is superseded; one under way
+        // finishes; a rejected one stays rejected. All but the running one are marked withdrawn.
+        var plans = rollbacks + [normal]
+        let lines = RollbackRules.withdraw(&plans, pin: nil)
+        #expect(lines == ids.prefix(3).map { "superseded \($0): withdrawn: rollbacks/prod.yaml was deleted" })
+        #expect(plans.map(\.status) == [.superseded, .superseded, .superseded, .running, .rejected, .pending])
+        #expect(plans.map { $0.rollback?.withdrawn } == [true, true, true, nil, true, nil])
+        // Asking again after a rejection makes a new plan instead of keeping the rejected one.
         let valid = pin(RollbackFile(env: "prod", to: "prod-v1-1111111111", by: "bob", signature: "good"))
-        #expect(RollbackRules.withdrawn(valid, plans: [pending, approved]).isEmpty)
-        let elsewhere = RollbackOrigin(to: "prod-v2-2222222222", by: "bob")
-        #expect(RollbackRules.withdrawn(valid, plans: [plan("prod-rollback-2222222222", Self.v2Commit, .pending, rollback: elsewhere)]).count == 1)
+        #expect(RollbackRules.decision(valid, plans: [plans[4]], deployedCommit: Self.v2Commit) == .rollback(to: history[0], supersede: []))
+        #expect(RollbackRules.decision(valid, plans: [rollbacks[4]], deployedCommit: Self.v2Commit) == .keep(rollbacks[4]), "while it stands")
+        // A valid pin keeps its own; a pin that now names another target withdraws it.
+        var mine = [rollbacks[0]]
+        #expect(RollbackRules.withdraw(&mine, pin: valid).isEmpty && mine == [rollbacks[0]])
+        var other = [plan("prod-rollback-2222222222", Self.v2Commit, .pending, rollback: RollbackOrigin(to: "prod-v2-2222222222", by: "bob"))]
+        #expect(RollbackRules.withdraw(&other, pin: valid) == ["superseded prod-rollback-2222222222: withdrawn: rollbacks/prod.yaml now asks for prod-v1-1111111111"])
     }
 
     /// After a rollback the version to beat is the deployed one: the ref's version is new again when

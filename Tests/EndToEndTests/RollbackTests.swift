@@ -96,6 +96,10 @@ struct RollbackTests {
         #expect(file.hasPrefix("env: prod\nto: \(v1)\nby: bob\nsignature: |\n  -----BEGIN SSH SIGNATURE-----"), "\(file)")
         #expect(p.dagctl("validate").status == 0)
 
+        // Approved only once recorded: an approval written ahead would outlive a request withdrawn unseen.
+        let early = p.dagctl("approve", "prod-rollback-\(v1Commit.prefix(10))", "--as", "carol", "--key", p.keys.file("carol"))
+        #expect(early.status == 1 && early.stderr.contains("a rollback plan is approved once reconcile has recorded it"), "\(early.stderr)")
+
         // The rollback plan: v2 → v1, bob asked (so he may not approve it), prod's approval rules apply.
         let preview = p.dagctl("plan")
         #expect(preview.stdout.contains("pinned     by rollbacks/prod.yaml at \(v1) (asked by bob)"), "\(preview.stdout)")
@@ -199,6 +203,15 @@ struct RollbackTests {
             let validate = p.dagctl("validate")
             #expect(validate.status == 1 && validate.stdout.contains("rollbacks/prod.yaml"), "\(validate.stdout)")
         }
+        // A file that looks meant for prod but is misnamed holds prod too: it is not read as "no rollback".
+        #expect(p.dagctl("rollback", "prod", "--to", v1, "--as", "bob", "--key", p.keys.file("bob"), "--force").status == 0)
+        try FileManager.default.moveItem(atPath: p.rollbackFile, toPath: ws.dir.file("desired/rollbacks/prod.yml"))
+        let misnamed = p.dagctl("reconcile")
+        #expect(misnamed.status == 1 && misnamed.stdout.contains("held by rollbacks/prod.yml, which is invalid") && misnamed.stdout.contains("is not named prod.yaml"),
+                "\(misnamed.stdout)")
+        #expect(try p.deployed()?["plan"] as? String == v1)
+        try FileManager.default.removeItem(atPath: ws.dir.file("desired/rollbacks/prod.yml"))
+
         // A link is never followed, even to a valid file.
         #expect(p.dagctl("rollback", "prod", "--to", v1, "--as", "bob", "--key", p.keys.file("bob"), "--force").status == 0)
         let real = try #require(ws.dir.read("desired/rollbacks/prod.yaml"))
