@@ -1,12 +1,14 @@
 import ArgumentParser
 import DagctlEngine
+import DagctlBackends
 import DagctlPlanning
+import DagctlSpec
 import DagctlState
 
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show what is deployed where and each environment's newest plan, from the state file only.")
+        abstract: "Show what is deployed where and each environment's newest plan, from the state file (and whether a rollback file pins it).")
 
     @OptionGroup var inputs: InputOptions
 
@@ -26,6 +28,8 @@ struct StatusCommand: ParsableCommand {
         do { state = try store.load() } catch { throw Console.fail(error.description) }
         if !store.exists && output == .text { Console.err("no state file at \(store.path) yet: nothing has been reconciled") }
         let names = filter.names.isEmpty ? state.environments.keys.sorted() : filter.names
+        // A pin is in the desired state, not the state file; shown when the directory is here to read.
+        let desired = DesiredState.load(inputs.desired, only: Set(names))
         let reports = names.map { name -> EnvironmentReport in
             var report = EnvironmentReport(name: name)
             guard let env = state.environments[name] else {
@@ -37,8 +41,13 @@ struct StatusCommand: ParsableCommand {
             report.deployed = env.deployed
             report.plan = env.plans.last
             report.waitingFor = Lifecycle.waitingFor(env.plans)
-            if let plan = env.plans.last, let head = env.head, head != plan.commit {
+            if let plan = env.plans.last, plan.rollback == nil, let head = env.head, head != plan.commit {
                 report.actions.append("head \(String(head.prefix(10))) differs from the plan's commit")
+            }
+            if let spec = desired.environment(name), let file = desired.rollback(for: name) {
+                report.pin = RollbackRules.pin(file, env: spec, members: desired.members, plans: store.history(name) + env.plans,
+                                               verify: SSHSignatures.verify)
+                if let pin = report.pin, !pin.isValid { report.errors.append(pin.summary) }
             }
             return report
         }

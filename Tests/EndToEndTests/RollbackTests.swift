@@ -153,6 +153,8 @@ struct RollbackTests {
         #expect(pinned["unpin"] as? String == "delete rollbacks/prod.yaml")
         let markdown = p.dagctl("plan", "--output", "markdown").stdout
         #expect(markdown.contains("| pinned | by `rollbacks/prod.yaml` at `\(v1)` (asked by bob)"), "\(markdown)")
+        let status = p.dagctl("status")
+        #expect(status.stdout.contains("pinned     by rollbacks/prod.yaml at \(v1) (asked by bob)"), "\(status.stdout)")
         #expect(p.dagctl("report", "--html", ws.dir.file("report")).status == 0)
         let page = try #require(ws.dir.read("report/index.html"))
         #expect(page.contains("pinned by rollbacks/prod.yaml at \(v1) (by bob)"), "the dashboard says so too")
