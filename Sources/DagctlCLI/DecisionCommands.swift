@@ -89,7 +89,7 @@ struct RollbackCommand: ParsableCommand {
     @Argument(help: "The environment to roll back.")
     var env: String
 
-    @Option(help: ArgumentHelp("The plan to go back to: one that succeeded in the environment (dagctl status --env ENV).", valueName: "plan-id"))
+    @Option(help: ArgumentHelp("The plan to go back to: one that succeeded in the environment (dagctl status --env ENV --history lists them).", valueName: "plan-id"))
     var to: String
 
     @Option(name: .customLong("as"), help: ArgumentHelp("The member asking.", valueName: "member"))

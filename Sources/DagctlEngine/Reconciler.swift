@@ -221,7 +221,8 @@ public final class Reconciler {
             try Interruption.check(before: "executing \(plan.id)")
             // Pinned: only the rollback the file asks for starts; an attempt under way goes on to its end.
             if let pin, plan.status == .approved, !pin.allows(plan) {
-                report.actions.append("\(pin.isValid ? "pinned by" : "held by the invalid") \(pin.name): \(plan.id) is approved and waits (delete \(pin.name) to unpin)")
+                report.actions.append(pin.isValid ? "pinned by \(pin.name): \(plan.id) is approved and waits (delete \(pin.name) to unpin)"
+                                      : "held by the invalid \(pin.name): \(plan.id) is approved and waits (fix or delete \(pin.name))")
                 continue
             }
             // Suspended: an attempt under way goes on to its end; nothing new starts.

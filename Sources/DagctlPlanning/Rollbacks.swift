@@ -70,7 +70,7 @@ public enum RollbackRules {
                                verify: SignatureCheck) -> String? {
         if rollback.env != env.name { return "'env: \(rollback.env)' differs from the file name '\(env.name)'" }
         guard let target = plans.last(where: { $0.id == rollback.to }) else {
-            return "\(rollback.to) is not a plan of '\(env.name)'; name one that succeeded there (dagctl status --env \(env.name))"
+            return "\(rollback.to) is not a plan of '\(env.name)'; name one that succeeded there (dagctl status --env \(env.name) --history lists them)"
         }
         guard target.status == .succeeded else {
             return "\(rollback.to) never succeeded in '\(env.name)' (it is \(target.status.rawValue)); only a plan that was deployed can be rolled back to"
@@ -87,7 +87,7 @@ public enum RollbackRules {
     /// is no valid pin).
     public static func decision(_ pin: Pin?, plans: [Plan], deployedCommit: String?) -> NextPlanDecision? {
         guard let pin, pin.isValid, let target = pin.target, deployedCommit != target.commit else { return nil }
-        if let newest = plans.last, pin.allows(newest), newest.status != .superseded, newest.rollback?.withdrawn != true { return .keep(newest) }
+        if let newest = plans.last, pin.allows(newest), newest.status != .superseded { return .keep(newest) }
         // Plans not yet started give way; one under way finishes first, the rollback waits its turn.
         return .rollback(to: target, supersede: plans.filter { $0.status == .pending || $0.status == .approved }.map(\.id))
     }
