@@ -80,8 +80,9 @@ public struct DecisionWriter {
         ((try? history(env)) ?? []) + (planner.state.environments[env]?.plans ?? [])
     }
 
-    /// Writes `rollbacks/<env>.yaml` asking to go back to `target` and to stay there; returns its path
-    /// and the target plan. Refuses what reconcile would not accept, so an invalid file is never written.
+    /// Writes `rollbacks/<env>.yaml` asking to go back to `target` and to stay there; returns its path,
+    /// the target plan and what the next reconcile will do. Refuses what reconcile would not accept, so
+    /// an invalid file is never written.
     public func rollback(env name: String, to targetID: String, as member: String, keyPath: String?,
                          force: Bool = false) throws -> (path: String, target: Plan, next: String) {
         guard let env = planner.desired.environment(name) else {
@@ -101,7 +102,7 @@ public struct DecisionWriter {
         let path = DesiredStatePaths.rollback(root: planner.desired.root, env: name)
         if !force, let existing = planner.desired.rollback(for: name) {
             let what = (try? existing.result.get()).map { "to \($0.to) by \($0.by)" } ?? "a file that does not parse"
-            throw EngineError("refused: \(path) exists (\(what)); pass --force to replace it, or delete it to unpin '\(name)'")
+            throw EngineError("refused: \(existing.path) exists (\(what)); pass --force to replace it, or delete it to unpin '\(name)'")
         }
         if let refusal = ApprovalRules.refusal(of: member, env: env, members: planner.desired.members, author: nil, asAuthor: false) {
             throw EngineError("refused: \(refusal)")
