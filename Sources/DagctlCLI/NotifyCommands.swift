@@ -43,29 +43,22 @@ struct NotifyTestCommand: ParsableCommand {
                                       status: "test", reason: "webhook \(webhook.name) works", scope: "all", select: [],
                                       commit: String(repeating: "0", count: 40), author: nil, approversNeeded: 0,
                                       url: notifications.dashboardURL, at: Timestamp.now())
-        let url: URL, secret: String?
-        switch webhook.resolveURL() {
-        case .success(let u): url = u
+        let request: WebhookRequest
+        switch WebhookRequest.make(event, for: webhook) {
+        case .success(let made): request = made
         case .failure(let error): throw Console.fail("webhook \(webhook.name): \(error)")
         }
-        switch webhook.resolveSecret() {
-        case .success(let s): secret = s
-        case .failure(let error): throw Console.fail("webhook \(webhook.name): \(error)")
-        }
-        let body = EventBodies.body(event, format: webhook.format)
-        var headers = [("X-Dagctl-Event-Id", event.id), ("X-Dagctl-Event", event.event.rawValue)]
-        if let secret { headers.append(("X-Dagctl-Signature", EventBodies.signature(body, secret: secret))) }
         let shown: String
         switch webhook.url {
         case .literal(let text): shown = text
         case .environment(let variable): shown = "the URL in \(variable)"
         }
-        let hidden = webhook.hiddenAddress(url)
+        let hidden = webhook.hiddenAddress(request.url)
         func clean(_ text: String) -> String {
             hidden.reduce(EventBodies.short(text)) { text, pair in pair.0.isEmpty ? text : text.replacingOccurrences(of: pair.0, with: pair.1) }
         }
         Interruption.install()
-        switch HTTPWebhookTransport().post(url, body: body, headers: headers, timeout: OutboxDelivery.requestTimeout,
+        switch HTTPWebhookTransport().post(request.url, body: request.body, headers: request.headers, timeout: OutboxDelivery.requestTimeout,
                                            cancelled: { Interruption.caught != nil }) {
         case .answered(let status, let answer) where (200..<300).contains(status):
             Console.out("sent \(event.id) to \(webhook.name) (\(shown)): answered \(status)\(answer.isEmpty ? "" : ": \(clean(answer))")\n")

@@ -96,3 +96,24 @@ public enum EventBodies {
         return "sha256=" + mac.map { String(format: "%02x", $0) }.joined()
     }
 }
+
+/// What is POSTed for an event: the webhook's address, the body in its format, and the headers (the
+/// event's id and kind, and the HMAC signature when the webhook has a secret). Real deliveries and
+/// `dagctl notify test` build it here, so a test sends exactly what real events send.
+public struct WebhookRequest {
+    public var url: URL
+    public var body: Data
+    public var headers: [(String, String)]
+
+    public static func make(_ event: NotificationEvent, for webhook: Webhook,
+                            environment: [String: String] = ProcessInfo.processInfo.environment) -> Result<WebhookRequest, WebhookSetupError> {
+        webhook.resolveURL(environment).flatMap { url in
+            webhook.resolveSecret(environment).map { secret in
+                let body = EventBodies.body(event, format: webhook.format)
+                var headers = [("X-Dagctl-Event-Id", event.id), ("X-Dagctl-Event", event.event.rawValue)]
+                if let secret { headers.append(("X-Dagctl-Signature", EventBodies.signature(body, secret: secret))) }
+                return WebhookRequest(url: url, body: body, headers: headers)
+            }
+        }
+    }
+}

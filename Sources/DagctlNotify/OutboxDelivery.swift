@@ -136,23 +136,17 @@ public struct OutboxDelivery {
     enum Result { case delivered, refused(String), failed(String), notSetUp(String), stopped }
 
     private mutating func send(_ event: NotificationEvent, to webhook: Webhook) -> Result {
-        let url: URL
-        switch webhook.resolveURL(environment) {
-        case .success(let u): url = u
-        case .failure(let error): return .notSetUp(error.description)
-        }
-        let body = EventBodies.body(event, format: webhook.format)
-        var headers = [("X-Dagctl-Event-Id", event.id), ("X-Dagctl-Event", event.event.rawValue)]
-        switch webhook.resolveSecret(environment) {
-        case .success(let secret?): headers.append(("X-Dagctl-Signature", EventBodies.signature(body, secret: secret)))
-        case .success(nil): break
+        let request: WebhookRequest
+        switch WebhookRequest.make(event, for: webhook, environment: environment) {
+        case .success(let made): request = made
         case .failure(let error): return .notSetUp(error.description)
         }
         let started = uptime()
-        let answer = transport.post(url, body: body, headers: headers, timeout: min(Self.requestTimeout, budget), cancelled: stopped)
+        let answer = transport.post(request.url, body: request.body, headers: request.headers, timeout: min(Self.requestTimeout, budget),
+                                    cancelled: stopped)
         budget -= uptime() - started
         if stopped(), case .unreachable = answer { return .stopped }
-        return Self.judge(answer, hiding: webhook.hiddenAddress(url))
+        return Self.judge(answer, hiding: webhook.hiddenAddress(request.url))
     }
 
     /// How an answer counts. `hiding` (the address, when it came from a variable: a secret) is taken out
