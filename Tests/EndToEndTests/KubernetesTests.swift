@@ -142,6 +142,36 @@ struct KubernetesTests {
         #expect(k.cluster.requests().allSatisfy { $0["context"] as? String == "fake" }, "kubectl always got --context")
     }
 
+    /// A rollback on Kubernetes is a plan like any other: Kaniko builds the target's commit into an
+    /// image tagged with the rollback plan's id, and the run Job runs dbt on it.
+    @Test func rollbackBuildsAndRunsTheTargetCommit() throws {
+        let k = KubeWorkspace()
+        let v1 = k.ws.repo.git("rev-parse", "HEAD")
+        k.cluster.script(build: succeedBuild, run: k.execRun(commit: v1))
+        #expect(k.dagctl("reconcile").status == 0)
+        k.ws.bump(2) { $0.write("models/marts/customers.sql", $0.dir.read("models/marts/customers.sql")! + "-- v2\n") }
+        k.cluster.script(build: succeedBuild, run: k.execRun(commit: k.ws.repo.git("rev-parse", "HEAD")))
+        #expect(k.dagctl("reconcile").status == 0)
+        #expect(try k.ws.deployedVersion() == "2")
+
+        #expect(k.dagctl("rollback", "dev", "--to", "dev-v1-\(v1.prefix(10))", "--as", "alice").status == 0)
+        k.cluster.script(build: succeedBuild, run: k.execRun(commit: v1))
+        let out = k.dagctl("reconcile")
+        #expect(out.status == 0, "\(out.stdout)\n\(out.stderr)")
+        let plan = try k.newest()
+        let id = "dev-rollback-\(v1.prefix(10))"
+        #expect(plan["id"] as? String == id && plan["status"] as? String == "succeeded", "\(out.stdout)")
+        #expect(try k.ws.deployedVersion() == "1")
+        let jobs = k.cluster.createdJobs().suffix(2)
+        let buildArgs = try #require(((((jobs.first?["spec"] as? [String: Any])?["template"] as? [String: Any])?["spec"] as? [String: Any])?["containers"] as? [[String: Any]])?.first?["args"] as? [String])
+        #expect(buildArgs.contains("--context=git://git.example.com/acme/shop.git#refs/heads/main#\(v1)"), "\(buildArgs)")
+        #expect(buildArgs.contains("--destination=registry.example.com/analytics/dbt:\(id)"))
+        let run = try #require(((((jobs.last?["spec"] as? [String: Any])?["template"] as? [String: Any])?["spec"] as? [String: Any])?["containers"] as? [[String: Any]])?.first)
+        #expect(run["command"] as? [String] == ["dbt", "build", "--select", "customers", "--target", "dev", "--project-dir", "."])
+        #expect(k.cluster.jobNames().suffix(2) == ["\(id)-build-1", "\(id)-run-1"])
+        #expect(k.ws.dir.read("state/logs/\(id)/attempt-1/run.log")?.contains("1 of 1 OK created sql table model main.customers") == true)
+    }
+
     @Test func noWaitAdvancesAcrossThreeReconciles() throws {
         let k = KubeWorkspace()
         k.seedDeployed(k.ws.repo.git("rev-parse", "HEAD"))
