@@ -173,6 +173,12 @@ public struct DbtPlans: PlanKind {
             }
             plan.warnings = decision.warnings
         }
+        if let unsettled = context?.unsettled {
+            plan.scope = .all
+            plan.select = []
+            plan.reasons = nil
+            plan.warnings.insert("\(unsettled); planning a full build", at: 0)
+        }
         return plan
     }
 

@@ -108,7 +108,9 @@ public struct EnvironmentCycle {
     public func judge(_ env: EnvironmentSpec, plans: [Plan], head: ObjectID? = nil) -> Judgement {
         Lifecycle.judge(plans: plans, env: env, members: desired.members, approvals: desired.approvals(for:),
                         retry: desired.retry(for:), verify: verify) { plan in
-            guard let head else { return true }
+            // A rollback goes to a commit its signed request names, on the ref or not (say, what ran
+            // before a force-push); any other plan's retry needs the ref to still hold its commit.
+            guard let head, plan.rollback == nil else { return true }
             return repo.isAncestor(ObjectID(hex: plan.commit), of: head)
         }
     }

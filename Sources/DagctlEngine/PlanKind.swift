@@ -52,6 +52,9 @@ public struct ExplainContext {
     /// Like `inspect`, but always on this machine (in the environment's virtualenv), whatever the
     /// environment's backend: `dbt parse` of a base commit for precise scope.
     public var inspectHere: ((ObjectID, (Workspace) -> [String]) throws -> Data)?
+    /// Why the warehouse may not match the deployed commit (a rollback that ran part way): a dbt plan
+    /// then builds everything.
+    public var unsettled: String?
 
     public init(taken: Set<String> = [], manifests: ManifestStore? = nil, keepsParsedManifests: Bool = false, givenIndex: DependencyIndex? = nil,
                 inspect: @escaping (ObjectID, (Workspace) -> [String]) throws -> Data = { _, _ in Data() }) {

@@ -37,10 +37,12 @@ public struct Planner {
 
     /// What explaining may use: the ids the environment took, and the backend to ask the kind's helper.
     func explainContext(_ env: EnvironmentSpec, plans: [Plan], backend: Backend, kind: PlanKind) -> ExplainContext {
-        var context = ExplainContext(taken: Set((history(env.name) + plans).map(\.id)), manifests: ManifestStore(layout: layout),
+        let all = history(env.name) + plans
+        var context = ExplainContext(taken: Set(all.map(\.id)), manifests: ManifestStore(layout: layout),
                                      givenIndex: givenManifest) { commit, command in
             try backend.inspect(commit, env: env, kind: kind, command: command)
         }
+        context.unsettled = RollbackRules.unsettled(all)
         let here = LocalProcessBackend(repo: repo, desired: desired, layout: layout, console: console)
         context.inspectHere = { commit, command in try here.inspect(commit, env: env, kind: kind, command: command) }
         return context
@@ -78,6 +80,9 @@ public struct Planner {
         // A preview against another base judges no approvals, so it offers none to write either.
         let judged = report.preview == nil || report.approvals != nil
         report.next = judged ? NextSteps.lines(for: report.plan, env: env, members: desired.members, review: report.approvals) : []
+        if let plan = report.plan, plan.rollback != nil, report.isNewPlan {
+            report.next = ["dagctl reconcile --env \(env.name)   (records \(plan.id); a rollback plan is approved once recorded)"]
+        }
         return report
     }
 

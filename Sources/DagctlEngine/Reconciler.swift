@@ -86,8 +86,8 @@ public final class Reconciler {
             report.manifests = envState.plans.last.map { backend.manifests(for: $0, env: env, kind: cycle.kind(of: $0)) } ?? []
             report.next = NextSteps.lines(for: envState.plans.last, env: env, members: planner.desired.members, review: report.approvals)
         }
-        try recover(env, backend, &envState, &report)
         let pin = cycle.pin(env, plans: store.history(env.name) + envState.plans)
+        try recover(env, backend, pin, &envState, &report)
         report.pin = pin
         if let pin, !pin.isValid { report.errors.append(pin.summary) }
         report.actions += RollbackRules.withdraw(&envState.plans, pin: pin)
@@ -99,10 +99,12 @@ public final class Reconciler {
 
     /// What explaining may use: the ids the environment took, and its backend to run the kind's helper.
     private func context(_ env: EnvironmentSpec, _ plans: [Plan], _ backend: Backend, _ kind: PlanKind) -> ExplainContext {
-        var context = ExplainContext(taken: Set((store.history(env.name) + plans).map(\.id)), manifests: ManifestStore(layout: store.layout),
+        let all = store.history(env.name) + plans
+        var context = ExplainContext(taken: Set(all.map(\.id)), manifests: ManifestStore(layout: store.layout),
                                      keepsParsedManifests: true) { commit, command in
             try backend.inspect(commit, env: env, kind: kind, command: command)
         }
+        context.unsettled = RollbackRules.unsettled(all)
         let here = LocalProcessBackend(repo: planner.repo, desired: planner.desired, layout: store.layout, console: console)
         context.inspectHere = { commit, command in try here.inspect(commit, env: env, kind: kind, command: command) }
         return context
@@ -110,7 +112,7 @@ public final class Reconciler {
 
     /// A plan left building or running by a run that died: the backend says whether its attempt died
     /// with it (local: interrupted, the plan failed and retriable) or goes on (Kubernetes: observed).
-    private func recover(_ env: EnvironmentSpec, _ backend: Backend, _ envState: inout EnvironmentState,
+    private func recover(_ env: EnvironmentSpec, _ backend: Backend, _ pin: Pin?, _ envState: inout EnvironmentState,
                          _ report: inout EnvironmentReport) throws {
         for i in envState.plans.indices where envState.plans[i].status.isInProgress {
             guard case .interrupt(let note) = backend.recover(envState.plans[i], env: env) else { continue }
@@ -128,7 +130,9 @@ public final class Reconciler {
             }
             envState.plans[i].interruptAttempt(at: Timestamp.now())
             report.actions.append("marked \(envState.plans[i].id) failed: attempt \(envState.plans[i].attempts.count) was interrupted")
-            report.errors.append("\(envState.plans[i].id) failed: attempt \(envState.plans[i].attempts.count) was interrupted (the dagctl run doing it died); it can be retried")
+            // A rollback whose request is gone is withdrawn next, never retried.
+            let retriable = plan.rollback == nil || (pin?.allows(plan) ?? false) || (pin.map { !$0.isValid } ?? false)
+            report.errors.append("\(plan.id) failed: attempt \(plan.attempts.count) was interrupted (the dagctl run doing it died)" + (retriable ? "; it can be retried" : ""))
             report.failed = true
             try save(env.name, envState)
         }

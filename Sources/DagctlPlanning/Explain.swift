@@ -132,7 +132,13 @@ public enum NextPlanDecision: Sendable, Equatable {
               let newestVersion = Version(newest.rollback != nil ? deployedVersion ?? newest.version : newest.version) else {
             return .create(supersede: [])
         }
-        if headVersion == newestVersion { return .keep(newest) }
+        if headVersion == newestVersion {
+            // A rollback withdrawn after part of it ran: the ref's version is planned again.
+            if newest.rollback != nil, newest.status == .superseded, newest.attempts.contains(where: { $0.phase == .run }) {
+                return .create(supersede: [])
+            }
+            return .keep(newest)
+        }
         if headVersion < newestVersion { return .versionWentBackwards(newest: newest, head: headVersion) }
         return .create(supersede: plans.filter { $0.status == .pending }.map(\.id))
     }

@@ -17,9 +17,10 @@ public struct Pin: Sendable, Equatable {
 
     public var isValid: Bool { problem == nil && target != nil }
 
-    /// Whether `plan` is the rollback this file asks for (the one plan a pin lets start).
+    /// Whether `plan` is the rollback this file asks for (the one plan a pin lets start): the same
+    /// target, asked by the same member (who is the plan's author, so may not approve it).
     public func allows(_ plan: Plan) -> Bool {
-        isValid && plan.rollback?.to == target?.id && plan.rollback?.withdrawn != true
+        isValid && plan.rollback?.to == target?.id && plan.rollback?.by == by && plan.rollback?.withdrawn != true
     }
 
     /// One line for output: what pins the environment and how to unpin it.
@@ -92,24 +93,34 @@ public enum RollbackRules {
         return .rollback(to: target, supersede: plans.filter { $0.status == .pending || $0.status == .approved }.map(\.id))
     }
 
-    /// Withdraws the rollback plans no valid pin asks for any more (the file was deleted, or now names
-    /// another plan, or does not count): one not started or failed is superseded, so it is never
-    /// deployed or retried; one under way finishes. Each is marked withdrawn, so that asking again
-    /// makes a new plan (a rejected rollback is not the answer to a new request). Returns a line for
-    /// each plan superseded.
+    /// Withdraws the rollback plans no pin asks for any more (the file was deleted, or now names another
+    /// plan or member): one not started or failed is superseded, so it is never deployed or retried;
+    /// one under way finishes. Each is marked withdrawn, so that asking again makes a new plan (a
+    /// rejected rollback is not the answer to a new request). A file that does not count withdraws
+    /// nothing: it holds everything, and once fixed its plan goes on with its approvals. Returns a line
+    /// for each plan superseded.
     public static func withdraw(_ plans: inout [Plan], pin: Pin?) -> [String] {
+        if let pin, !pin.isValid { return [] }
         var lines: [String] = []
         for i in plans.indices {
             guard let origin = plans[i].rollback, origin.withdrawn != true, !(pin?.allows(plans[i]) ?? false),
                   !plans[i].status.isInProgress else { continue }
             plans[i].rollback?.withdrawn = true
             guard [.pending, .approved, .failed].contains(plans[i].status) else { continue }
-            let why = pin == nil ? "rollbacks/\(plans[i].environment).yaml was deleted"
-                : pin!.isValid ? "\(pin!.name) now asks for \(pin!.to ?? "?")" : "\(pin!.name) does not count"
+            let why = pin.map { "\($0.name) now asks for \($0.to ?? "?") by \($0.by ?? "?")" } ?? "rollbacks/\(plans[i].environment).yaml was deleted"
             plans[i].status = .superseded
             plans[i].statusReason = "withdrawn: \(why)"
-            lines.append("superseded \(plans[i].id): withdrawn: \(why)")
+            lines.append("superseded \(plans[i].id): withdrawn: \(why); it is not run or retried")
         }
         return lines
+    }
+
+    /// Why the warehouse may not be what `deployed` says: the newest plan that reached its run phase is
+    /// a rollback that did not succeed, so part of it may have run. The next dbt plan then builds
+    /// everything, whatever its diff says. `plans` are the environment's archived and current plans.
+    public static func unsettled(_ plans: [Plan]) -> String? {
+        guard let ran = plans.last(where: { $0.attempts.contains { $0.phase == .run } }),
+              ran.rollback != nil, ran.status != .succeeded, !ran.status.isInProgress else { return nil }
+        return "the rollback \(ran.id) reached its run phase and did not finish (\(ran.status.rawValue)), so the warehouse may hold part of it"
     }
 }

@@ -168,16 +168,34 @@ public struct DesiredState: Sendable {
         return LoadedFile(stem: env, path: path, result: result)
     }
 
-    /// A file in `rollbacks/` that looks meant for `env` but is not named `<env>.yaml` (`prod.yml`,
-    /// `Prod.yaml`, `prod.yaml.bak`): it is not read as a request, yet it must not be taken for "no
-    /// rollback" either, so it comes back as a failed file and holds the environment.
+    /// A file that looks meant as `env`'s rollback request but is not `rollbacks/<env>.yaml`
+    /// (`rollbacks/prod.yml`, `Prod.yaml`, `prod-rollback.yaml`, `prod~`, or anything in a `rollback/`
+    /// folder): it is not read as a request, yet it must not be taken for "no rollback" either, so it
+    /// comes back as a failed file and holds the environment.
     func misnamedRollback(for env: String) -> LoadedFile<RollbackFile>? {
-        let dir = DesiredState.join(root, "rollbacks")
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted()
-        guard let name = names.first(where: { $0.split(separator: ".", maxSplits: 1).first?.lowercased() == env }) else { return nil }
-        let path = DesiredState.join(dir, name)
-        let issue = SpecIssue(file: path, message: "is not named \(env).yaml, so it is not read as a rollback request; rename it to rollbacks/\(env).yaml or delete it")
-        return LoadedFile(stem: env, path: path, result: .failure(SpecIssues([issue])))
+        for folder in ["rollbacks", "rollback"] {
+            let dir = DesiredState.join(root, folder)
+            for name in ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() {
+                let proper = folder == "rollbacks" && name.hasSuffix(".yaml") && environmentNames.contains(String(name.dropLast(5)))
+                guard !proper, Self.environment(ofMisnamed: name, among: environmentNames) == env else { continue }
+                let path = DesiredState.join(dir, name)
+                let issue = SpecIssue(file: path, message: "is not rollbacks/\(env).yaml, so it is not read as a rollback request, but it looks meant as one and holds '\(env)': rename it to rollbacks/\(env).yaml or delete it")
+                return LoadedFile(stem: env, path: path, result: .failure(SpecIssues([issue])))
+            }
+        }
+        return nil
+    }
+
+    /// The environment a misnamed rollback file looks meant for: its name, lowercased and without
+    /// spaces and leading dots, is an environment's name followed by nothing or by anything but a letter
+    /// or digit; the longest such name wins.
+    static func environment(ofMisnamed fileName: String, among names: [String]) -> String? {
+        let name = Substring(fileName.lowercased().filter { !$0.isWhitespace }).drop { $0 == "." }
+        return names.filter { env in
+            guard name.hasPrefix(env) else { return false }
+            guard let next = name.dropFirst(env.count).first else { return true }
+            return !(next.isLetter || next.isNumber)
+        }.max { $0.count < $1.count }
     }
 
     /// Syntax problems in every approval, retry and rollback file (for `dagctl validate`).
@@ -224,10 +242,13 @@ public struct DesiredState: Sendable {
             }
         }
         let rollbacksDir = DesiredState.join(root, "rollbacks")
+        for fileName in ((try? fm.contentsOfDirectory(atPath: DesiredState.join(root, "rollback"))) ?? []).sorted() {
+            issues.append(SpecIssue(file: DesiredState.join(root, "rollback/\(fileName)"), message: "rollback requests go in rollbacks/<environment>.yaml, not in rollback/; this one is not read as one" + Self.holds(fileName, environmentNames)))
+        }
         for fileName in ((try? fm.contentsOfDirectory(atPath: rollbacksDir)) ?? []).sorted() {
             let stem = fileName.hasSuffix(".yaml") ? String(fileName.dropLast(5)) : ""
             guard environmentNames.contains(stem), let file = rollback(for: stem) else {
-                issues.append(SpecIssue(file: DesiredState.join(rollbacksDir, fileName), message: "only files named <environment>.yaml, for an environment in environments/, are rollback requests; this one is not read as one (and holds the environment its name starts with, if any): rename or remove it"))
+                issues.append(SpecIssue(file: DesiredState.join(rollbacksDir, fileName), message: "only files named <environment>.yaml, for an environment in environments/, are rollback requests; this one is not read as one" + Self.holds(fileName, environmentNames)))
                 continue
             }
             switch file.result {
@@ -242,6 +263,12 @@ public struct DesiredState: Sendable {
             }
         }
         return issues
+    }
+
+    /// What a misnamed rollback file does, for `validate`'s message.
+    static func holds(_ fileName: String, _ names: [String]) -> String {
+        environment(ofMisnamed: fileName, among: names).map { " but holds '\($0)', whose request it looks like: rename it to rollbacks/\($0).yaml or remove it" }
+            ?? ", and looks meant for no environment: rename or remove it"
     }
 
     static func join(_ a: String, _ b: String) -> String { a.hasSuffix("/") ? a + b : a + "/" + b }

@@ -162,6 +162,33 @@ struct ReconcilerTests {
         #expect(e.dev.deployed?.commit == deployed)
     }
 
+    /// A rollback goes where its signed request says, on the ref or not: going back to what ran before
+    /// a force-push is what it is for, so its retry does not need the ref to hold its commit.
+    @Test func aRollbackOffTheRefCanBeRetried() throws {
+        let e = EngineFixture()
+        e.bump(2, model: "models/a.sql")
+        try e.reconcile()
+        let v2 = try #require(e.dev.deployed?.plan)
+        e.bump(3, model: "models/a.sql")
+        try e.reconcile()
+        #expect(e.dev.deployed?.version == "3")
+        // main is rewritten: neither deployed commit is on it any more.
+        e.f.repo.git("checkout", "-q", "--orphan", "rewritten")
+        e.f.repo.commit("rewritten history", author: "alice")
+        e.f.repo.git("branch", "-q", "-f", "main", "rewritten")
+        e.f.repo.git("checkout", "-q", "main")
+        e.f.desired.write("rollbacks/dev.yaml", "env: dev\nto: \(v2)\nby: alice\n")
+        e.backend.results[.run] = [.failed("dbt build: exit status 1")]
+        try e.reconcile()
+        let rollback = try #require(e.newest)
+        #expect(rollback.rollback?.to == v2 && rollback.status == .failed, "\(rollback.status) \(rollback.statusReason ?? "")")
+        try e.askRetry(1)
+        e.backend.results[.run] = [.succeeded]
+        let report = try e.reconcile()
+        #expect(!report.actions.contains { $0.contains("no longer holds commit") }, "\(report.actions)")
+        #expect(e.dev.deployed?.plan == rollback.id, "\(report.actions)")
+    }
+
     @Test func aPlanLeftInProgressIsRecoveredAsInterrupted() throws {
         let e = EngineFixture()
         e.backend.results[.run] = [.running("stand-in for a dagctl that died mid-run")]

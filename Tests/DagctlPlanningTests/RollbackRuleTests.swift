@@ -109,7 +109,7 @@ struct RollbackRuleTests {
         // finishes; a rejected one stays rejected. All but the running one are marked withdrawn.
         var plans = rollbacks + [normal]
         let lines = RollbackRules.withdraw(&plans, pin: nil)
-        #expect(lines == ids.prefix(3).map { "superseded \($0): withdrawn: rollbacks/prod.yaml was deleted" })
+        #expect(lines == ids.prefix(3).map { "superseded \($0): withdrawn: rollbacks/prod.yaml was deleted; it is not run or retried" })
         #expect(plans.map(\.status) == [.superseded, .superseded, .superseded, .running, .rejected, .pending])
         #expect(plans.map { $0.rollback?.withdrawn } == [true, true, true, nil, true, nil])
         // Asking again after a rejection makes a new plan instead of keeping the rejected one.
@@ -120,7 +120,38 @@ struct RollbackRuleTests {
         var mine = [rollbacks[0]]
         #expect(RollbackRules.withdraw(&mine, pin: valid).isEmpty && mine == [rollbacks[0]])
         var other = [plan("prod-rollback-2222222222", Self.v2Commit, .pending, rollback: RollbackOrigin(to: "prod-v2-2222222222", by: "bob"))]
-        #expect(RollbackRules.withdraw(&other, pin: valid) == ["superseded prod-rollback-2222222222: withdrawn: rollbacks/prod.yaml now asks for prod-v1-1111111111"])
+        #expect(RollbackRules.withdraw(&other, pin: valid) == ["superseded prod-rollback-2222222222: withdrawn: rollbacks/prod.yaml now asks for prod-v1-1111111111 by bob; it is not run or retried"])
+    }
+
+    /// A file that does not count holds, and withdraws nothing: fixed, its plan goes on with its
+    /// approvals. A request now made by someone else is a new request (its author may not approve it).
+    @Test func aBrokenFileWithdrawsNothingAndAnotherRequesterIsANewRequest() {
+        let origin = RollbackOrigin(to: "prod-v1-1111111111", by: "bob")
+        let approved = plan("prod-rollback-1111111111", Self.v1Commit, .approved, rollback: origin)
+        var plans = [approved]
+        let broken = pin(RollbackFile(env: "prod", to: "prod-v1-1111111111", by: "bob", signature: "forged"))
+        #expect(RollbackRules.withdraw(&plans, pin: broken).isEmpty && plans == [approved])
+        #expect(!broken.allows(approved), "held meanwhile")
+        let unsigned = pin(RollbackFile(env: "prod", to: "prod-v1-1111111111", by: "alice"), env: env("ref: main\n"))
+        #expect(unsigned.isValid && !unsigned.allows(approved))
+        #expect(RollbackRules.withdraw(&plans, pin: unsigned) == ["superseded prod-rollback-1111111111: withdrawn: rollbacks/prod.yaml now asks for prod-v1-1111111111 by alice; it is not run or retried"])
+    }
+
+    /// A rollback that reached its run phase and did not finish leaves the warehouse in between: the
+    /// next dbt plan builds everything, and once it is withdrawn the ref's version is planned again.
+    @Test func aRollbackThatRanPartWayUnsettlesTheWarehouse() {
+        let origin = RollbackOrigin(to: "prod-v1-1111111111", by: "bob", withdrawn: true)
+        var rb = plan("prod-rollback-1111111111", Self.v1Commit, .superseded, rollback: origin)
+        #expect(RollbackRules.unsettled(history + [rb]) == nil, "it never ran")
+        rb.attempts = [Attempt(n: 1, outcome: .failed, phase: .build)]
+        #expect(RollbackRules.unsettled(history + [rb]) == nil, "a build that failed touched nothing")
+        #expect(NextPlanDecision.decide(headVersion: Version("2")!, plans: [rb], deployedVersion: "2") == .keep(rb))
+        rb.attempts = [Attempt(n: 1, outcome: .interrupted, phase: .run)]
+        #expect(RollbackRules.unsettled(history + [rb])?.contains("prod-rollback-1111111111 reached its run phase and did not finish") == true)
+        #expect(NextPlanDecision.decide(headVersion: Version("2")!, plans: [rb], deployedVersion: "2") == .create(supersede: []))
+        var rebuilt = plan("prod-v2-2222222222-2", Self.v2Commit, .succeeded, version: "2")
+        rebuilt.attempts = [Attempt(n: 1, outcome: .succeeded, phase: .run)]
+        #expect(RollbackRules.unsettled(history + [rb, rebuilt]) == nil, "settled by the next deploy")
     }
 
     /// After a rollback the version to beat is the deployed one: the ref's version is new again when
