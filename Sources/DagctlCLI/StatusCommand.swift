@@ -44,10 +44,8 @@ struct StatusCommand: ParsableCommand {
             if let plan = env.plans.last, plan.rollback == nil, let head = env.head, head != plan.commit {
                 report.actions.append("head \(String(head.prefix(10))) differs from the plan's commit")
             }
-            if let spec = desired.environment(name), let file = desired.rollback(for: name) {
-                report.pin = RollbackRules.pin(file, env: spec, members: desired.members, plans: store.history(name) + env.plans,
-                                               verify: SSHSignatures.verify)
-                if let pin = report.pin, !pin.isValid { report.errors.append(pin.summary) }
+            if let spec = desired.environment(name) {
+                report.show(desired.pin(spec, plans: store.history(name) + env.plans, verify: SSHSignatures.verify))
             }
             return report
         }

@@ -83,14 +83,16 @@ struct ValidateCommand: ParsableCommand {
     /// file (explaining one would start Python).
     func decisionProblems(_ env: EnvironmentSpec, kind: PlanKind, planner: Planner, skipping: Set<String>) -> [String] {
         var plans = planner.state.environments[env.name]?.plans ?? []
-        if kind.buildsImage, let report = planner.selectedEnvironments([env.name]).first.map({ planner.preview($0) }),
-           let plan = report.plan, report.isNewPlan {
+        let preview = kind.buildsImage ? planner.selectedEnvironments([env.name]).first.map({ planner.preview($0) }) : nil
+        if let preview, let plan = preview.plan, preview.isNewPlan {
             plans.append(plan)
         }
         let judgement = planner.cycle.judge(env, plans: plans)
         var out = (judgement.review?.verdicts ?? []).filter { !$0.valid && !skipping.contains($0.file) }.map { "\($0.file): does not count for the plan: \($0.reason ?? "invalid")" }
         if let ignored = judgement.retryIgnored { out.append(ignored) }
-        if let pin = planner.cycle.pin(env, plans: planner.history(env.name) + plans), let problem = pin.problem, !skipping.contains(pin.file) {
+        // The preview judged the rollback file already; a SQLMesh environment has it judged here.
+        let pin = preview.map(\.pin) ?? planner.cycle.pin(env, plans: planner.history(env.name) + plans)
+        if let pin, let problem = pin.problem, !skipping.contains(pin.file) {
             out.append("\(pin.file): refused, so it holds '\(env.name)' (nothing new is deployed) until it is fixed or deleted: \(problem)")
         }
         return out

@@ -150,10 +150,15 @@ public struct DbtPlans: PlanKind {
                         environment: env.name, version: version.text, commit: commit.hex, base: base,
                         author: try author(from: baseCommit, to: commit), createdAt: nil, changes: changes,
                         scope: decision.scope, select: decision.select, warnings: decision.warnings)
-        // Precise scope narrows what the path rules would build whole; a first deploy or a missing base
-        // builds all either way.
-        if env.scopeMode == .precise, let baseCommit, let context {
-            plan.scopeMode = EnvironmentSpec.ScopeMode.precise.rawValue
+        if env.scopeMode == .precise, baseCommit != nil, context != nil { plan.scopeMode = EnvironmentSpec.ScopeMode.precise.rawValue }
+        if let unsettled = context?.unsettled {
+            // A rollback ran part way: what the warehouse holds is not what any diff says.
+            plan.scope = .all
+            plan.select = []
+            plan.warnings.insert("\(unsettled); planning a full build", at: 0)
+        } else if env.scopeMode == .precise, let baseCommit, let context {
+            // Precise scope narrows what the path rules would build whole; a first deploy or a missing
+            // base builds all either way.
             let precise = preciseScope(changes: changes, env: env, config: config, categorizer: categorizer, base: baseCommit,
                                        head: commit, otherNames: otherNames, context: context)
             plan.manifest = precise.manifest
@@ -172,12 +177,6 @@ public struct DbtPlans: PlanKind {
                 plan.select = []
             }
             plan.warnings = decision.warnings
-        }
-        if let unsettled = context?.unsettled {
-            plan.scope = .all
-            plan.select = []
-            plan.reasons = nil
-            plan.warnings.insert("\(unsettled); planning a full build", at: 0)
         }
         return plan
     }

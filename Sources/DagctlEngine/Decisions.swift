@@ -92,13 +92,11 @@ public struct DecisionWriter {
             throw EngineError("no environment '\(name)' in \(planner.desired.root)/environments")
         }
         let plans = plans(of: name)
-        guard let target = plans.last(where: { $0.id == targetID }) else {
+        if let why = RollbackRules.targetProblem(targetID, env: name, plans: plans) {
             let deployed = plans.filter { $0.status == .succeeded }.suffix(5).map(\.id)
-            throw EngineError("refused: \(targetID) is not a plan of '\(name)'" + (deployed.isEmpty ? "; nothing has been deployed there yet" : "; plans that succeeded there: \(deployed.joined(separator: ", "))"))
+            throw EngineError("refused: \(why)" + (deployed.isEmpty ? "; nothing has been deployed there yet" : "; the last that did: \(deployed.joined(separator: ", "))"))
         }
-        guard target.status == .succeeded else {
-            throw EngineError("refused: \(targetID) never succeeded in '\(name)' (it is \(target.status.rawValue)); only a plan that was deployed can be rolled back to")
-        }
+        let target = plans.last { $0.id == targetID }!
         let path = DesiredStatePaths.rollback(root: planner.desired.root, env: name)
         if !force, let existing = planner.desired.rollback(for: name) {
             let what = (try? existing.result.get()).map { "to \($0.to) by \($0.by)" } ?? "a file that does not parse"
@@ -113,25 +111,25 @@ public struct DecisionWriter {
         if let signature { text += Self.block("signature", signature) }
         // What reconcile will make of it, checked on the very bytes written.
         let file = LoadedFile(stem: name, path: path, result: Result { () throws(SpecIssues) in try RollbackFile.parse(text, file: path) })
-        if let problem = RollbackRules.pin(file, env: env, members: planner.desired.members, plans: plans, verify: planner.cycle.verify).problem {
-            throw EngineError("refused: \(problem)")
-        }
+        let pin = RollbackRules.pin(file, env: env, members: planner.desired.members, plans: plans, verify: planner.cycle.verify)
+        if let problem = pin.problem { throw EngineError("refused: \(problem)") }
         try write(text, to: path)
-        return (path, target, nextStep(env: name, target: target, plans: plans))
+        return (path, target, nextStep(env: name, pin: pin, target: target, plans: plans))
     }
 
-    /// What the next reconcile makes of a request for `target`, in words.
-    func nextStep(env: String, target: Plan, plans: [Plan]) -> String {
-        if planner.state.environments[env]?.deployed?.commit == target.commit {
+    /// What the next reconcile makes of the request, in words: the rule reconcile decides by.
+    func nextStep(env: String, pin: Pin, target: Plan, plans: [Plan]) -> String {
+        switch RollbackRules.decision(pin, plans: plans, deployedCommit: planner.state.environments[env]?.deployed?.commit) {
+        case .keep(let plan)?:
+            return plan.status == .rejected
+                ? "the rollback plan \(plan.id) for this request was rejected and stands: to ask again, delete the file, let reconcile run once, then ask again"
+                : "the rollback plan \(plan.id) (\(plan.status.rawValue)) already answers this request"
+        case .rollback?:
+            let id = Plan.rollbackID(environment: env, commit: target.commit, taken: Set(plans.map(\.id)))
+            return "commit it to the desired-state repository; the next reconcile explains the rollback plan \(id), which needs \(env)'s approvals like any plan"
+        default:
             return "\(env) is deployed at that commit already: the file pins it there"
         }
-        if let newest = plans.last, newest.rollback?.to == target.id, newest.rollback?.withdrawn != true, newest.status != .superseded {
-            return newest.status == .rejected
-                ? "the rollback plan \(newest.id) for this request was rejected and stands: to ask again, delete the file, let reconcile run once, then ask again"
-                : "the rollback plan \(newest.id) (\(newest.status.rawValue)) already answers this request"
-        }
-        let id = Plan.rollbackID(environment: env, commit: target.commit, taken: Set(plans.map(\.id)))
-        return "commit it to the desired-state repository; the next reconcile explains the rollback plan \(id), which needs \(env)'s approvals like any plan"
     }
 
     /// Writes `approvals/<plan>/<member>.yaml`; returns its path. Refuses what would not count.

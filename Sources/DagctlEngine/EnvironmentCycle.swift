@@ -42,13 +42,9 @@ public struct EnvironmentCycle {
         public var commitsBehind = 0
     }
 
-    /// What `rollbacks/<env>.yaml` says, judged; nil when there is no such file. `plans` are the
-    /// environment's archived and current plans (the target must have succeeded among them).
-    /// (Read only when the file exists: a history file can be long.)
+    /// What `rollbacks/<env>.yaml` says, judged (`DesiredState.pin`).
     public func pin(_ env: EnvironmentSpec, plans: @autoclosure () -> [Plan]) -> Pin? {
-        desired.rollback(for: env.name).map {
-            RollbackRules.pin($0, env: env, members: desired.members, plans: plans(), verify: verify)
-        }
+        desired.pin(env, plans: plans(), verify: verify)
     }
 
     /// Resolves the ref and decides whether a new plan is due: the rollback a valid pin asks for, or
@@ -74,10 +70,12 @@ public struct EnvironmentCycle {
     /// superseding what gives way to it. The plan kind explains it as any plan at the target's commit;
     /// it takes a rollback id and the target's version, and counts the member who asked as its author
     /// (on a protected environment someone else approves it). Nil when the kind reports nothing to do.
+    /// `context` makes what explaining may use for the target's plan kind.
     public func explainRollback(_ env: EnvironmentSpec, to target: Plan, pin: Pin, base: String?, supersede: [String],
-                                plans: inout [Plan], context: ExplainContext) throws -> Plan? {
+                                plans: inout [Plan], context makeContext: (PlanKind) -> ExplainContext) throws -> Plan? {
         let commit = ObjectID(hex: target.commit)
         let kind = try kind(at: commit, label: target.id)
+        let context = makeContext(kind)
         var plan = try kind.explain(env: env, head: commit, base: base, label: target.id, context: context)
         if var explained = plan {
             explained.id = Plan.rollbackID(environment: env.name, commit: target.commit, taken: context.taken)

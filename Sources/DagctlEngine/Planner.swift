@@ -95,8 +95,7 @@ public struct Planner {
             let fresh = overrideRef != nil || overrideBase != nil
             // A preview of another ref or base shows that plan, whatever pins the environment.
             let pin = fresh ? nil : cycle.pin(env, plans: history(env.name) + plans)
-            report.pin = pin
-            if let pin, !pin.isValid { report.errors.append(pin.summary) }
+            report.show(pin)
             if !fresh { _ = RollbackRules.withdraw(&plans, pin: pin) }
             var observed = envState
             observed.plans = plans
@@ -114,9 +113,8 @@ public struct Planner {
                 report.errors.append(observation.decision.error(ref: observation.ref)!)
                 return
             case .rollback(let target, let supersede):
-                let kind = try cycle.kind(at: ObjectID(hex: target.commit), label: target.id)
                 let plan = try cycle.explainRollback(env, to: target, pin: pin!, base: envState.deployed?.commit, supersede: supersede,
-                                                     plans: &plans, context: explainContext(env, plans: envState.plans, backend: backend, kind: kind))
+                                                     plans: &plans) { explainContext(env, plans: envState.plans, backend: backend, kind: $0) }
                 report.isNewPlan = plan != nil
                 report.supersedes = supersede
                 report.waitingFor = Lifecycle.waitingFor(plans)

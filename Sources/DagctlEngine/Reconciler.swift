@@ -88,8 +88,7 @@ public final class Reconciler {
         }
         let pin = cycle.pin(env, plans: store.history(env.name) + envState.plans)
         try recover(env, backend, pin, &envState, &report)
-        report.pin = pin
-        if let pin, !pin.isValid { report.errors.append(pin.summary) }
+        report.show(pin)
         report.actions += RollbackRules.withdraw(&envState.plans, pin: pin)
         let observation = try observe(env, pin, &envState, &report)
         try explain(env, observation, pin, backend, &envState, &report)
@@ -131,7 +130,7 @@ public final class Reconciler {
             envState.plans[i].interruptAttempt(at: Timestamp.now())
             report.actions.append("marked \(envState.plans[i].id) failed: attempt \(envState.plans[i].attempts.count) was interrupted")
             // A rollback whose request is gone is withdrawn next, never retried.
-            let retriable = plan.rollback == nil || (pin?.allows(plan) ?? false) || (pin.map { !$0.isValid } ?? false)
+            let retriable = !RollbackRules.isWithdrawn(plan, by: pin)
             report.errors.append("\(plan.id) failed: attempt \(plan.attempts.count) was interrupted (the dagctl run doing it died)" + (retriable ? "; it can be retried" : ""))
             report.failed = true
             try save(env.name, envState)
@@ -172,35 +171,39 @@ public final class Reconciler {
 
     private func explainRollback(_ env: EnvironmentSpec, to target: Plan, pin: Pin, _ backend: Backend, supersede: [String],
                                  _ envState: inout EnvironmentState, _ report: inout EnvironmentReport) throws {
-        let kind = try cycle.kind(at: ObjectID(hex: target.commit), label: target.id)
-        report.actions += supersede.map { "superseded \($0)" }
-        report.supersedes = supersede
-        guard var plan = try cycle.explainRollback(env, to: target, pin: pin, base: envState.deployed?.commit, supersede: supersede,
-                                                   plans: &envState.plans, context: context(env, envState.plans, backend, kind)) else {
-            report.actions.append("\(kind.tool) reports \(env.name) in sync at \(target.commit.prefix(10)) already: the rollback to \(target.id) has nothing to do")
+        let plans = envState.plans
+        var kind: PlanKind?
+        let explained = try cycle.explainRollback(env, to: target, pin: pin, base: envState.deployed?.commit, supersede: supersede,
+                                                  plans: &envState.plans) { kind = $0; return context(env, plans, backend, $0) }
+        guard let plan = stamp(explained, superseding: supersede, &envState, &report) else {
+            report.actions.append("\(kind?.tool ?? "the tool") reports \(env.name) in sync at \(target.commit.prefix(10)) already: the rollback to \(target.id) has nothing to do")
             return
         }
-        plan.createdAt = Timestamp.now()
-        envState.plans[envState.plans.count - 1] = plan
-        report.isNewPlan = true
         report.actions.append("explained \(plan.id), a rollback to \(target.id) asked by \(pin.by ?? "?"): \(Self.describe(plan))")
     }
 
     private func explainFresh(_ env: EnvironmentSpec, _ observation: EnvironmentCycle.Observation, _ backend: Backend,
                               supersede: [String], _ envState: inout EnvironmentState, _ report: inout EnvironmentReport) throws {
-        let context = context(env, envState.plans, backend, observation.kind)
-        report.actions += supersede.map { "superseded \($0)" }
-        report.supersedes = supersede
-        guard var plan = try cycle.explainNew(env, at: observation, base: envState.deployed?.commit, supersede: supersede,
-                                              plans: &envState.plans, context: context) else {
+        let explained = try cycle.explainNew(env, at: observation, base: envState.deployed?.commit, supersede: supersede,
+                                             plans: &envState.plans, context: context(env, envState.plans, backend, observation.kind))
+        guard let plan = stamp(explained, superseding: supersede, &envState, &report) else {
             envState.inSync = observation.head.hex
             report.actions.append("\(observation.kind.tool) reports \(env.name) in sync at \(observation.head.short): no plan")
             return
         }
-        plan.createdAt = Timestamp.now()
-        envState.plans[envState.plans.count - 1] = plan
-        report.isNewPlan = true
         report.actions.append("explained \(plan.id): \(Self.describe(plan))")
+    }
+
+    /// What a run records of an explain: the plans it superseded and, when it made one, the new plan
+    /// (the newest in `envState`), stamped with its time; returns that plan.
+    private func stamp(_ plan: Plan?, superseding supersede: [String], _ envState: inout EnvironmentState,
+                       _ report: inout EnvironmentReport) -> Plan? {
+        report.actions += supersede.map { "superseded \($0)" }
+        report.supersedes = supersede
+        guard plan != nil else { return nil }
+        envState.plans[envState.plans.count - 1].createdAt = Timestamp.now()
+        report.isNewPlan = true
+        return envState.plans.last
     }
 
     /// Judges approvals and retry requests, and records what they decide.

@@ -51,6 +51,13 @@ public struct EnvironmentReport: Sendable {
 
     /// The run phase's command for the plan, as the plan kind shows it (no backend paths).
     public var command: [String]?
+
+    /// Shows `rollbacks/<env>.yaml` as judged; one that does not count is also an error (it holds the
+    /// environment).
+    public mutating func show(_ pin: Pin?) {
+        self.pin = pin
+        if let pin, !pin.isValid { errors.append(pin.summary) }
+    }
 }
 
 /// The commands that move a plan on, for the people who can run them.

@@ -32,6 +32,15 @@ public struct Pin: Sendable, Equatable {
     }
 }
 
+extension DesiredState {
+    /// What `rollbacks/<env>.yaml` says, judged; nil when there is no such file. `plans` are the
+    /// environment's archived and current plans (the target must have succeeded among them), read
+    /// only when the file exists: a history file can be long.
+    public func pin(_ env: EnvironmentSpec, plans: @autoclosure () -> [Plan], verify: SignatureCheck) -> Pin? {
+        rollback(for: env.name).map { RollbackRules.pin($0, env: env, members: members, plans: plans(), verify: verify) }
+    }
+}
+
 /// The exact bytes a member signs to ask for a rollback (SPEC §10).
 extension SignedPayload {
     public static func rollback(environment: String, to target: String, commit: String, by: String) -> String {
@@ -70,17 +79,25 @@ public enum RollbackRules {
     public static func problem(with rollback: RollbackFile, env: EnvironmentSpec, members: Members, plans: [Plan],
                                verify: SignatureCheck) -> String? {
         if rollback.env != env.name { return "'env: \(rollback.env)' differs from the file name '\(env.name)'" }
-        guard let target = plans.last(where: { $0.id == rollback.to }) else {
-            return "\(rollback.to) is not a plan of '\(env.name)'; name one that succeeded there (dagctl status --env \(env.name) --history lists them)"
-        }
-        guard target.status == .succeeded else {
-            return "\(rollback.to) never succeeded in '\(env.name)' (it is \(target.status.rawValue)); only a plan that was deployed can be rolled back to"
-        }
+        if let why = targetProblem(rollback.to, env: env.name, plans: plans) { return why }
+        let target = plans.last { $0.id == rollback.to }!
         if let refusal = ApprovalRules.refusal(of: rollback.by, env: env, members: members, author: nil, asAuthor: false) {
             return refusal
         }
         let payload = SignedPayload.rollback(environment: env.name, to: target.id, commit: target.commit, by: rollback.by)
         return ApprovalRules.signatureProblem(rollback.signature, payload: payload, member: members[rollback.by]!, env: env, verify: verify)
+    }
+
+    /// Why a request cannot go back to `id`, or nil when `id` is one of the environment's `plans`
+    /// (archived and current) that succeeded.
+    public static func targetProblem(_ id: String, env: String, plans: [Plan]) -> String? {
+        guard let plan = plans.last(where: { $0.id == id }) else {
+            return "\(id) is not a plan of '\(env)'; name one that succeeded there (dagctl status --env \(env) --history lists them)"
+        }
+        guard plan.status == .succeeded else {
+            return "\(id) never succeeded in '\(env)' (it is \(plan.status.rawValue)); only a plan that was deployed can be rolled back to"
+        }
+        return nil
     }
 
     /// What a pin decides before the plan kind's own trigger is asked: go back (a rollback plan is
@@ -100,11 +117,9 @@ public enum RollbackRules {
     /// nothing: it holds everything, and once fixed its plan goes on with its approvals. Returns a line
     /// for each plan superseded.
     public static func withdraw(_ plans: inout [Plan], pin: Pin?) -> [String] {
-        if let pin, !pin.isValid { return [] }
         var lines: [String] = []
         for i in plans.indices {
-            guard let origin = plans[i].rollback, origin.withdrawn != true, !(pin?.allows(plans[i]) ?? false),
-                  !plans[i].status.isInProgress else { continue }
+            guard plans[i].rollback?.withdrawn != true, isWithdrawn(plans[i], by: pin), !plans[i].status.isInProgress else { continue }
             plans[i].rollback?.withdrawn = true
             guard [.pending, .approved, .failed].contains(plans[i].status) else { continue }
             let why = pin.map { "\($0.name) now asks for \($0.to ?? "?") by \($0.by ?? "?")" } ?? "rollbacks/\(plans[i].environment).yaml was deleted"
@@ -113,6 +128,14 @@ public enum RollbackRules {
             lines.append("superseded \(plans[i].id): withdrawn: \(why); it is not run or retried")
         }
         return lines
+    }
+
+    /// Whether `plan` is a rollback that `pin` no longer asks for: the file was deleted, or it names
+    /// another target or member. A file that does not count withdraws nothing (it holds).
+    public static func isWithdrawn(_ plan: Plan, by pin: Pin?) -> Bool {
+        guard plan.rollback != nil else { return false }
+        guard let pin else { return true }
+        return pin.isValid && !pin.allows(plan)
     }
 
     /// Why the warehouse may not be what `deployed` says: the newest plan that reached its run phase is

@@ -129,11 +129,23 @@ public struct DesiredState: Sendable {
                 let issue = SpecIssue(file: path, message: "only files named <member>.yaml count as approvals (a valid member name and the .yaml extension); this one never counts: rename or remove it")
                 return LoadedFile(stem: fileName, path: path, result: .failure(SpecIssues([issue])))
             }
-            let result = DesiredState.readText(path, allowLink: false).mapError { SpecIssues([$0]) }.flatMap { text in
-                Result { () throws(SpecIssues) in try ApprovalFile.parse(text, file: path) }
-            }
-            return LoadedFile(stem: stem, path: path, result: result)
+            return Self.decisionFile(path, stem: stem, parse: ApprovalFile.parse)
         }
+    }
+
+    /// A decision file read and parsed: a regular file, never a link (see `readText`).
+    static func decisionFile<Value>(_ path: String, stem: String,
+                                    parse: (String, String) throws(SpecIssues) -> Value) -> LoadedFile<Value> {
+        let result = readText(path, allowLink: false).mapError { SpecIssues([$0]) }.flatMap { text in
+            Result { () throws(SpecIssues) in try parse(text, path) }
+        }
+        return LoadedFile(stem: stem, path: path, result: result)
+    }
+
+    /// Whether anything (a file, a link, a folder) is at `path`.
+    static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0
     }
 
     /// `bob.yaml` → `bob`; nil for any name that is not a member name followed by `.yaml`.
@@ -147,12 +159,7 @@ public struct DesiredState: Sendable {
     public func retry(for planID: String) -> LoadedFile<RetryFile>? {
         guard Names.isValidPlanID(planID) else { return nil }
         let path = DesiredState.join(root, "retries/\(planID).yaml")
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return nil }
-        let result = DesiredState.readText(path, allowLink: false).mapError { SpecIssues([$0]) }.flatMap { text in
-            Result { () throws(SpecIssues) in try RetryFile.parse(text, file: path) }
-        }
-        return LoadedFile(stem: planID, path: path, result: result)
+        return Self.exists(path) ? Self.decisionFile(path, stem: planID, parse: RetryFile.parse) : nil
     }
 
     /// `rollbacks/<env>.yaml`, parsed, if it exists (a link or an oversized file comes back as a
@@ -160,12 +167,7 @@ public struct DesiredState: Sendable {
     public func rollback(for env: String) -> LoadedFile<RollbackFile>? {
         guard Names.isValid(env) else { return nil }
         let path = DesiredState.join(root, "rollbacks/\(env).yaml")
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return misnamedRollback(for: env) }
-        let result = DesiredState.readText(path, allowLink: false).mapError { SpecIssues([$0]) }.flatMap { text in
-            Result { () throws(SpecIssues) in try RollbackFile.parse(text, file: path) }
-        }
-        return LoadedFile(stem: env, path: path, result: result)
+        return Self.exists(path) ? Self.decisionFile(path, stem: env, parse: RollbackFile.parse) : misnamedRollback(for: env)
     }
 
     /// A file that looks meant as `env`'s rollback request but is not `rollbacks/<env>.yaml`

@@ -123,9 +123,8 @@ public struct Site: Sendable {
             }
             report.next = NextSteps.lines(for: p, env: spec, members: desired.members, review: report.approvals)
         }
-        if let spec = env.spec, let file = desired.rollback(for: spec.name) {
-            report.pin = RollbackRules.pin(file, env: spec, members: desired.members, plans: history(spec.name) + env.state.plans,
-                                           verify: SSHSignatures.verify)
+        if let spec = env.spec {
+            report.pin = desired.pin(spec, plans: history(spec.name) + env.state.plans, verify: SSHSignatures.verify)
         }
         return report
     }
